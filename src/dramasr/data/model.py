@@ -1,0 +1,163 @@
+"""The in-memory drama: subtitle lines, face tracks and voice embeddings as numpy columns.
+
+One object per drama, not one per line: a 60K-line drama is a handful of arrays plus two
+lists of strings, so loading and slicing stay fast and small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+DELETED_MARK = "!删除!"
+NARRATION_MARK = "旁白"
+OTHER = "其他"
+NEW_CHARACTER_PREFIX = "新角色-"
+
+# Optional per-line boolean stored as int8: -1 = field absent in the source file.
+ABSENT = -1
+
+
+@dataclass(eq=False)
+class Lines:
+    """All subtitle lines of a drama in global order (episodes ascending, then line order).
+
+    The global index of a line is its row here; it is the index the release's seed and
+    label files (`utterance_list`) use.
+    """
+
+    episode: np.ndarray  # int32, episode number (1 for 0001.json)
+    start_ms: np.ndarray  # int64, milliseconds from the start of the episode
+    end_ms: np.ndarray  # int64
+    start_frame: np.ndarray  # int64
+    end_frame: np.ndarray  # int64
+    text: list[str]
+    speaker: list[str]  # ground truth as written in the release ("" when unknown)
+    embedding: np.ndarray  # float32 [N, D], one voice embedding per line
+    overlap: np.ndarray  # int8: 1/0, or ABSENT when the source line had no such field
+    auxiliary_text: list[str | None]  # None when the source line had no such field
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+    @property
+    def start(self) -> np.ndarray:
+        """Start time in seconds within the episode (float64)."""
+        return self.start_ms / 1000.0
+
+    @property
+    def end(self) -> np.ndarray:
+        return self.end_ms / 1000.0
+
+    @property
+    def duration(self) -> np.ndarray:
+        """Line duration in seconds."""
+        return (self.end_ms - self.start_ms) / 1000.0
+
+    @property
+    def deleted(self) -> np.ndarray:
+        """True for lines the release marks as deleted (excluded from scoring)."""
+        return np.fromiter((DELETED_MARK in s for s in self.speaker), bool, len(self.speaker))
+
+
+@dataclass(eq=False)
+class FaceTracks:
+    """Face tracks of all episodes; per-frame boxes are stored compactly (CSR layout)."""
+
+    episode: np.ndarray  # int32
+    object_idx: np.ndarray  # int32, index of the track inside its episode file
+    start_ms: np.ndarray  # int64
+    end_ms: np.ndarray  # int64
+    start_frame: np.ndarray  # int64
+    end_frame: np.ndarray  # int64
+    name: list[str]  # recognised name of the first identity ("" when the track has none)
+    score: np.ndarray  # float64, recognition score of that identity (0 when none)
+    active_frames: np.ndarray  # int32, the 'active_frames' field as written
+    frame_offsets: np.ndarray  # int64 [M+1]: boxes of track i are rows offsets[i]:offsets[i+1]
+    frame: np.ndarray  # int32 [K], frame number of each box
+    box: np.ndarray  # int32 [K, 4], x1 y1 x2 y2
+    extra_ids: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    # identities beyond the first, and non-empty 'source' fields, kept verbatim (rare)
+    id_count: np.ndarray | None = None  # int32, 'ids' as written (None = 1 per named track)
+
+    def __len__(self) -> int:
+        return len(self.name)
+
+    @property
+    def start(self) -> np.ndarray:
+        return self.start_ms / 1000.0
+
+    @property
+    def end(self) -> np.ndarray:
+        return self.end_ms / 1000.0
+
+    @classmethod
+    def empty(cls) -> FaceTracks:
+        i32, i64 = np.zeros(0, np.int32), np.zeros(0, np.int64)
+        return cls(
+            episode=i32, object_idx=i32, start_ms=i64, end_ms=i64, start_frame=i64,
+            end_frame=i64, name=[], score=np.zeros(0, np.float64), active_frames=i32,
+            frame_offsets=np.zeros(1, np.int64), frame=i32, box=np.zeros((0, 4), np.int32),
+        )
+
+
+@dataclass(eq=False)
+class Episode:
+    """Where an episode's lines and faces sit in the global columns, and its file stem."""
+
+    number: int  # 1 for 0001.json
+    stem: str  # "0001"
+    line_start: int
+    line_stop: int
+    face_start: int
+    face_stop: int
+    episode_idx: int  # the 'episode_idx' value written inside the files
+    line_keys: tuple[str, ...] = ()  # field order of the subtitle objects, for faithful writing
+
+
+@dataclass(eq=False)
+class Drama:
+    """One drama: lines, faces, embeddings, cast and optional relations, captions, seeds."""
+
+    name: str
+    episodes: list[Episode]
+    lines: Lines
+    faces: FaceTracks
+    face_info: dict[str, Any]
+    relation: dict[str, Any] | None = None
+    captions: Any = None
+    seed_files: dict[str, dict[str, Any]] = field(default_factory=dict)  # "1pct" -> raw JSON
+    label_files: dict[str, Any] = field(default_factory=dict)  # "1pct_apw" -> path of prop_labels
+    source: str | None = None  # folder it was read from
+
+    @property
+    def cast(self) -> list[str]:
+        """Cast (role) names from face_info.json, in file order."""
+        variants = self.face_info.get("role_name_variants") or self.face_info.get("role_name") or {}
+        return list(variants)
+
+    def named_characters(self) -> frozenset[str]:
+        """The release's "named" set: cast names seen in face tracks, plus narration labels.
+
+        Narration labels are any truth names containing 旁白.
+        """
+        cast = set(self.cast)
+        seen = {n for n in set(self.faces.name) if n in cast}
+        narration = {s for s in set(self.lines.speaker) if NARRATION_MARK in s and DELETED_MARK not in s}
+        return frozenset(seen | narration)
+
+    def episode_of_line(self, line: int) -> Episode:
+        for ep in self.episodes:
+            if ep.line_start <= line < ep.line_stop:
+                return ep
+        raise IndexError(line)
+
+    @property
+    def hours(self) -> float:
+        total = 0.0
+        for ep in self.episodes:
+            if ep.line_stop > ep.line_start:
+                total += self.lines.end_ms[ep.line_start:ep.line_stop].max() / 3.6e6
+        return total
