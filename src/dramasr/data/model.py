@@ -135,8 +135,14 @@ class Drama:
     @property
     def cast(self) -> list[str]:
         """Cast (role) names from face_info.json, in file order."""
-        variants = self.face_info.get("role_name_variants") or self.face_info.get("role_name") or {}
-        return list(variants)
+        variants = self.face_info.get("role_name_variants") or self.face_info.get("role_name")
+        if variants:
+            return list(variants)
+        if self.relation and self.relation.get("character_list"):
+            return list(self.relation["character_list"])
+        for seeds in self.seed_files.values():
+            return [c["name"] for c in seeds.get("character_list", []) if c.get("is_known", True)]
+        return []
 
     def named_characters(self) -> frozenset[str]:
         """The release's "named" set: cast names seen in face tracks, plus narration labels.
@@ -144,7 +150,8 @@ class Drama:
         Narration labels are any truth names containing 旁白.
         """
         cast = set(self.cast)
-        seen = {n for n in set(self.faces.name) if n in cast}
+        # Without face tracks the rule has nothing to filter on: every cast name counts.
+        seen = {n for n in set(self.faces.name) if n in cast} if len(self.faces) else cast
         narration = {s for s in set(self.lines.speaker) if NARRATION_MARK in s and DELETED_MARK not in s}
         return frozenset(seen | narration)
 

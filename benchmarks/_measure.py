@@ -1,0 +1,35 @@
+"""Shared helpers for the benchmarks: run a snippet in a fresh process, report wall time and peak RSS."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+_RUNNER = r"""
+import json, resource, sys, time
+started = time.perf_counter()
+result = {}
+exec(sys.argv[1])
+result["wall_s"] = time.perf_counter() - started
+result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print("RESULT" + json.dumps(result))
+"""
+
+
+def run_measured(code: str, repeats: int = 3) -> dict:
+    """Run `code` (which may fill the dict `result`) `repeats` times; medians of wall and RSS."""
+    runs = []
+    for _ in range(repeats):
+        proc = subprocess.run([sys.executable, "-c", _RUNNER, code], capture_output=True, text=True, check=True)
+        line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
+        runs.append(json.loads(line[len("RESULT"):]))
+    out = dict(runs[-1])
+    out["wall_s"] = statistics.median(r["wall_s"] for r in runs)
+    out["peak_rss_mb"] = statistics.median(r["peak_rss_mb"] for r in runs)
+    out["wall_runs"] = [round(r["wall_s"], 2) for r in runs]
+    return out

@@ -1,0 +1,186 @@
+"""The release layout: reading, writing back unchanged, and clear errors on bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dramasr.data import load_drama, save_drama
+from dramasr.errors import DramaError
+
+
+def _line(ep: int, k: int, start: str, end: str, text: str, who: str) -> dict:
+    return {
+        "episode_idx": ep - 1, "object_idx": k, "start_time": start, "end_time": end,
+        "start_frame": 25 * k, "end_frame": 25 * k + 20, "geometry": {}, "text": text,
+        "character": who,
+    }
+
+
+def _face(ep: int, k: int, start: str, end: str, name: str, score: float) -> dict:
+    return {
+        "episode_idx": ep - 1, "object_idx": k, "start_time": start, "end_time": end,
+        "start_frame": 10, "end_frame": 12,
+        "geometry": {"active_frames": 2, "active_frame_list": {
+            "0": {"frame": 10, "box": {"0": 1, "1": 2, "2": 30, "3": 40}},
+            "1": {"frame": 12, "box": {"0": 2, "1": 3, "2": 31, "3": 41}},
+        }},
+        "ids": 1, "id_list": {"0": {"name": name, "score": score, "source": {}}},
+    }
+
+
+def _episode(objects: list[dict], ep: int) -> dict:
+    return {"episode_idx": ep - 1, "objects": len(objects),
+            "object_list": {str(i): o for i, o in enumerate(objects)}}
+
+
+@pytest.fixture
+def drama_dir(tmp_path: Path) -> Path:
+    """A two-episode drama in the release layout, written by hand."""
+    root = tmp_path / "tiny"
+    for sub in ("subtitle_data", "face_data", "sv_embedding"):
+        (root / sub).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    episodes = {
+        1: [_line(1, 0, "00:00:01.000", "00:00:02.500", "李雷，你来了", "韩梅"),
+            _line(1, 1, "00:00:03.000", "00:00:03.800", "嗯", "李雷"),
+            _line(1, 2, "00:00:04.000", "00:00:06.000", "走吧", "!删除!李雷!")],
+        2: [_line(2, 0, "00:01:00.000", "00:01:01.200", "路人甲说话", "其他"),
+            _line(2, 1, "00:01:02.000", "00:01:05.000", "这是旁白", "旁白")],
+    }
+    for ep, lines in episodes.items():
+        (root / "subtitle_data" / f"{ep:04d}.json").write_text(
+            json.dumps(_episode(lines, ep), ensure_ascii=False), encoding="utf-8")
+        np.save(root / "sv_embedding" / f"{ep:04d}.npy", rng.normal(size=(len(lines), 8)).astype(np.float32))
+        faces = [_face(ep, 0, "00:00:01.000", "00:00:02.000", "韩梅", 0.8),
+                 _face(ep, 1, "00:00:03.000", "00:00:03.500", "0001_pro0_id2", 0.3)]
+        (root / "face_data" / f"{ep:04d}.json").write_text(
+            json.dumps(_episode(faces, ep), ensure_ascii=False), encoding="utf-8")
+    face_info = {"role_name_variants": {"韩梅": "韩梅", "李雷": "李雷"}, "actor_name": {}}
+    (root / "face_data" / "face_info.json").write_text(json.dumps(face_info, ensure_ascii=False), encoding="utf-8")
+    return root
+
+
+def _edit_episode(root: Path, ep: int, change) -> Path:
+    path = root / "subtitle_data" / f"{ep:04d}.json"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    change(doc)
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_loads_columns_in_global_order(drama_dir: Path) -> None:
+    drama = load_drama(drama_dir)
+    assert len(drama.lines) == 5
+    assert drama.lines.episode.tolist() == [1, 1, 1, 2, 2]
+    assert drama.lines.start.tolist() == [1.0, 3.0, 4.0, 60.0, 62.0]
+    assert drama.lines.deleted.tolist() == [False, False, True, False, False]
+    assert drama.lines.embedding.shape == (5, 8)
+    assert len(drama.faces) == 4
+    # named = cast names seen in face tracks, plus narration; 李雷 never shows a face
+    assert drama.named_characters() == frozenset({"韩梅", "旁白"})
+
+
+def test_optional_files_are_reported_not_required(drama_dir: Path) -> None:
+    drama = load_drama(drama_dir)
+    assert drama.relation is None and drama.captions is None and not drama.seed_files
+    assert {"relation.json", "caption.json", "init_seeds_*.json"} <= set(drama.missing)
+
+
+def test_round_trip_writes_identical_content(drama_dir: Path, tmp_path: Path) -> None:
+    out = save_drama(load_drama(drama_dir), tmp_path / "copy")
+    for src in sorted(p for p in drama_dir.rglob("*") if p.is_file()):
+        dst = out / src.relative_to(drama_dir)
+        if src.suffix == ".npy":
+            assert np.array_equal(np.load(src), np.load(dst)), src.name
+        else:
+            assert json.loads(src.read_text("utf-8")) == json.loads(dst.read_text("utf-8")), src.name
+
+
+def test_round_trip_real_drama(shared_dir: Path, tmp_path: Path) -> None:
+    src = shared_dir / "dramasr" / "chen_mo_de_zhen_xiang"
+    out = save_drama(load_drama(src), tmp_path / "copy")
+    for path in sorted(p for p in src.rglob("*.json")):
+        assert json.loads(path.read_bytes()) == json.loads((out / path.relative_to(src)).read_bytes()), path.name
+    for path in sorted(src.rglob("*.npy")):
+        assert np.array_equal(np.load(path), np.load(out / path.relative_to(src)))
+
+
+def _error(root: Path) -> str:
+    with pytest.raises(DramaError) as info:
+        load_drama(root)
+    return str(info.value)
+
+
+def test_bad_timestamp_names_file_episode_line_field(drama_dir: Path) -> None:
+    _edit_episode(drama_dir, 2, lambda d: d["object_list"]["1"].update(start_time="1:2:3"))
+    message = _error(drama_dir)
+    assert "0002.json" in message and "episode 2" in message and "line 1" in message
+    assert "start_time" in message and "HH:MM:SS.mmm" in message
+
+
+def test_missing_field_is_named(drama_dir: Path) -> None:
+    _edit_episode(drama_dir, 1, lambda d: d["object_list"]["2"].pop("character"))
+    message = _error(drama_dir)
+    assert "episode 1" in message and "line 2" in message and "'character'" in message
+
+
+def test_embedding_rows_must_match_lines(drama_dir: Path) -> None:
+    np.save(drama_dir / "sv_embedding" / "0001.npy", np.zeros((2, 8), np.float32))
+    message = _error(drama_dir)
+    assert "sv_embedding/0001.npy" in message and "2 rows for 3 subtitle lines" in message
+
+
+def test_unknown_episode_numbering(drama_dir: Path) -> None:
+    (drama_dir / "subtitle_data" / "0002.json").rename(drama_dir / "subtitle_data" / "ep2.json")
+    message = _error(drama_dir)
+    assert "ep2.json" in message and "episode numbering" in message
+
+
+def test_episode_without_subtitles_is_an_error(drama_dir: Path) -> None:
+    np.save(drama_dir / "sv_embedding" / "0003.npy", np.zeros((1, 8), np.float32))
+    assert "0003.npy" in _error(drama_dir)
+
+
+def test_non_utf8_file(drama_dir: Path) -> None:
+    path = drama_dir / "subtitle_data" / "0001.json"
+    path.write_bytes(path.read_text("utf-8").encode("gb18030"))
+    message = _error(drama_dir)
+    assert "0001.json" in message and "UTF-8" in message
+
+
+def test_empty_drama(tmp_path: Path) -> None:
+    (tmp_path / "empty" / "subtitle_data").mkdir(parents=True)
+    assert "empty drama" in _error(tmp_path / "empty")
+
+
+def test_end_before_start(drama_dir: Path) -> None:
+    _edit_episode(drama_dir, 1, lambda d: d["object_list"]["0"].update(end_time="00:00:00.500"))
+    message = _error(drama_dir)
+    assert "line 0" in message and "end_time" in message
+
+
+def test_object_list_gap(drama_dir: Path) -> None:
+    _edit_episode(drama_dir, 1, lambda d: d["object_list"].pop("1"))
+    message = _error(drama_dir)
+    assert "object_list" in message
+
+
+def test_malformed_face_track(drama_dir: Path) -> None:
+    path = drama_dir / "face_data" / "0002.json"
+    doc = json.loads(path.read_text("utf-8"))
+    del doc["object_list"]["1"]["geometry"]["active_frame_list"]["0"]["box"]
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    message = _error(drama_dir)
+    assert "face_data/0002.json" in message and "episode 2" in message and "line 1" in message
+
+
+def test_drama_without_faces_loads(drama_dir: Path) -> None:
+    for path in (drama_dir / "face_data").iterdir():
+        path.unlink()
+    (drama_dir / "face_data").rmdir()
+    drama = load_drama(drama_dir)
+    assert len(drama.faces) == 0 and "face_data/" in drama.missing
