@@ -140,7 +140,7 @@ def evaluate(
     drama = _load(drama_dir)
     report = run_evaluate(drama, load_any_predictions(pred, drama), rule=rule)
     if as_json:
-        print(json.dumps(report.to_json(), ensure_ascii=False, indent=1))
+        print(report.to_json())
     else:
         for renderable in report_renderables(report):
             console.print(renderable)
