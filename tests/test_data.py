@@ -184,3 +184,12 @@ def test_drama_without_faces_loads(drama_dir: Path) -> None:
     (drama_dir / "face_data").rmdir()
     drama = load_drama(drama_dir)
     assert len(drama.faces) == 0 and "face_data/" in drama.missing
+
+
+def test_saving_over_a_longer_drama_drops_its_extra_episodes(drama_dir: Path, tmp_path: Path) -> None:
+    drama = load_drama(drama_dir)
+    out = save_drama(drama, tmp_path / "copy")
+    drama.episodes = drama.episodes[:1]
+    save_drama(drama, out)
+    assert sorted(p.name for p in (out / "subtitle_data").iterdir()) == ["0001.json"]
+    assert sorted(p.name for p in (out / "sv_embedding").iterdir()) == ["0001.npy"]

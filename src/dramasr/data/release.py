@@ -463,7 +463,22 @@ def save_drama(drama: Drama, path: str | Path) -> Path:
         write_json(root / "caption.json", drama.captions)
     for key, seeds in drama.seed_files.items():
         write_json(root / f"init_seeds_{key}.json", seeds)
+    _remove_stale_episodes(root, {ep.stem for ep in drama.episodes})
     for key, label_path in drama.label_files.items():
         if Path(label_path).resolve() != (root / f"prop_labels_{key}.json").resolve():
             write_bytes_atomic(root / f"prop_labels_{key}.json", Path(label_path).read_bytes())
     return root
+
+
+def _remove_stale_episodes(root: Path, stems: set[str]) -> None:
+    """Drop episode files of an earlier, longer drama written to the same folder.
+
+    Left in place they would be read back as episodes of this drama.
+    """
+    for sub, suffix in (("subtitle_data", ".json"), ("face_data", ".json"), ("sv_embedding", ".npy")):
+        folder = root / sub
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            if path.suffix == suffix and _EPISODE_FILE.match(path.name) and path.stem not in stems:
+                path.unlink()
