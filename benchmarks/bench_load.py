@@ -24,7 +24,8 @@ def main() -> None:
             "result.update(lines=len(d.lines), faces=len(d.faces))"
         )
         r = run_measured(code, args.repeats)
-        print(f"| {name} | {r['lines']} | {r['faces']} | {r['wall_s']:.2f} | {r['wall_runs']} | {r['peak_rss_mb']:.0f} |")
+        print(f"| {name} | {r['lines']} | {r['faces']} | {r['wall_s']:.2f} | {r['wall_runs']} "
+              f"| {r['peak_rss_mb']:.0f} |")
 
 
 if __name__ == "__main__":

@@ -75,10 +75,10 @@ def _load(path: Path):
     return drama
 
 
-def _seeds(drama, seeds: str) -> dict[str, list[int]]:
-    from dramasr.propagate import resolve_seeds
-
-    return resolve_seeds(drama, seeds)
+SEEDS_HELP = (
+    "Seeds: NAME for the drama's init_seeds_NAME.json (e.g. 1pct), a path to such a file, "
+    "or chosen from the truth: gt-1pct, gt-1shot, gt-Kshot (e.g. gt-5shot)."
+)
 
 
 # ------------------------------------------------------------------------- info / synth
@@ -157,18 +157,23 @@ def evaluate(
 def propagate(
     drama_dir: Annotated[Path, typer.Argument(help="Drama folder in the DramaSR layout.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output file: .json = release prop_labels format, .jsonl = dramasr predictions.")],
-    seeds: Annotated[str, typer.Option(help="Seeds: a name NAME for the drama's init_seeds_NAME.json (e.g. 1pct), a path to such a file, or generated from truth: gen-1pct, gen-1shot, gen-kshot:K.")] = "1pct",
+    seeds: Annotated[str, typer.Option(help=SEEDS_HELP)] = "1pct",
 ) -> None:
     """Seeded label propagation (the benchmark's baseline), with a ranked candidate list per line."""
-    from dramasr.propagate import propagate_drama, write_propagation
+    from dramasr.propagate import propagate_drama, write_predictions, write_release_labels
 
+    if output.suffix not in (".json", ".jsonl"):
+        raise DramaError(f"unknown output type {output.suffix!r}", field="--output",
+                         hint="use .json (release prop_labels format) or .jsonl (dramasr predictions)")
     drama = _load(drama_dir)
-    seed_labels = _seeds(drama, seeds)
     started = time.perf_counter()
     with console.status("propagating labels ..."):
-        result = propagate_drama(drama, seed_labels)
-    write_propagation(result, drama, output)
-    console.print(f"propagated {len(drama.lines)} lines in {time.perf_counter() - started:.1f} s -> {output}")
+        result = propagate_drama(drama, seeds)
+    elapsed = time.perf_counter() - started
+    (write_release_labels if output.suffix == ".json" else write_predictions)(result, output)
+    console.print(f"propagated {len(drama.lines)} lines in {elapsed:.1f} s -> {output}")
+    if _has_truth(drama):
+        _print_score(drama, output)
 
 
 # ------------------------------------------------------------------- train / attribute
@@ -196,7 +201,7 @@ def train(
 def attribute(
     drama_dir: Annotated[Path, typer.Argument(help="Drama folder in the DramaSR layout.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Predictions JSONL to write.")],
-    seeds: Annotated[str, typer.Option(help="Seeds: NAME of init_seeds_NAME.json, a path, or gen-1pct/gen-1shot/gen-kshot:K.")] = "1pct",
+    seeds: Annotated[str, typer.Option(help=SEEDS_HELP)] = "1pct",
     model: Annotated[Path | None, typer.Option(help="Model file (default: the one shipped in the package).")] = None,
     evaluate_after: Annotated[bool, typer.Option("--evaluate/--no-evaluate", help="Score against the truth when the drama has it.")] = True,
 ) -> None:
@@ -205,9 +210,8 @@ def attribute(
     from dramasr.data.predictions import write_predictions
 
     drama = _load(drama_dir)
-    seed_labels = _seeds(drama, seeds)
     started = time.perf_counter()
-    records = attribute_drama(drama, seed_labels, model_path=model, hook=_progress_printer())
+    records = attribute_drama(drama, seeds, model_path=model, hook=_progress_printer())
     write_predictions(output, records)
     console.print(f"attributed {len(drama.lines)} lines in {time.perf_counter() - started:.1f} s -> {output}")
     if evaluate_after and _has_truth(drama):
@@ -287,24 +291,23 @@ def demo(
         save_drama(drama, drama_dir)
         console.print(f"synthetic drama: {len(drama.lines)} lines, {len(drama.episodes)} episodes -> {drama_dir}")
         drama = _load(drama_dir)
-        seed_labels = _seeds(drama, "1pct")
-        _demo_stage("label propagation (baseline)", drama, seed_labels, root / "propagation.jsonl", reasoner=False)
-        _demo_stage("propagation + trained reasoner", drama, seed_labels, root / "attribution.jsonl", reasoner=True)
+        _demo_stage("label propagation (baseline)", drama, root / "propagation.jsonl", reasoner=False)
+        _demo_stage("propagation + trained reasoner", drama, root / "attribution.jsonl", reasoner=True)
     console.print(SYNTHETIC_NOTICE)
 
 
-def _demo_stage(title: str, drama, seed_labels, output: Path, *, reasoner: bool) -> None:
+def _demo_stage(title: str, drama, output: Path, *, reasoner: bool) -> None:
     from dramasr.data.predictions import write_predictions
 
     started = time.perf_counter()
     if reasoner:
         from dramasr.attribute import attribute_drama
 
-        records = attribute_drama(drama, seed_labels)
+        records = attribute_drama(drama, "1pct")
     else:
         from dramasr.propagate import propagate_drama, to_predictions
 
-        records = list(to_predictions(propagate_drama(drama, seed_labels), drama))
+        records = list(to_predictions(propagate_drama(drama, "1pct")))
     write_predictions(output, records)
     console.rule(f"{title} ({time.perf_counter() - started:.1f} s)")
     _print_score(drama, output)

@@ -38,7 +38,9 @@ class DramaError(Exception):
             where.append(f"episode {self.episode}")
         if self.line is not None:
             where.append(f"line {self.line}")
-        if self.field:
+        if self.field and self.field.startswith("--"):
+            where.append(f"option {self.field}")
+        elif self.field:
             where.append(f"field '{self.field}'")
         text = (", ".join(where) + ": " if where else "") + self.reason
         if self.hint:
