@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,14 +19,12 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from dramasr.data.model import DELETED_MARK, NARRATION_MARK, NEW_CHARACTER_PREFIX, OTHER
+from dramasr.data.release import read_json, write_bytes_atomic
 from dramasr.errors import DramaError
 
 log = logging.getLogger(__name__)
 
-OTHER = "其他"
-NEW_CHARACTER_PREFIX = "新角色-"
-NARRATION_MARK = "旁白"
-DELETED_MARK = "!删除!"
 
 UNLABELLED = -1
 CODE_OTHER = -3
@@ -684,17 +680,6 @@ def _run(emb: np.ndarray, episode: np.ndarray, start_ms: np.ndarray, end_ms: np.
     )
 
 
-def _read_json(path: str | Path) -> Any:
-    p = Path(path)
-    try:
-        with open(p, "rb") as fh:
-            return json.loads(fh.read())
-    except FileNotFoundError as exc:
-        raise DramaError("file not found", file=p) from exc
-    except (OSError, ValueError) as exc:
-        raise DramaError(f"cannot read JSON: {exc}", file=p) from exc
-
-
 def seeds_from_release(doc: Mapping[str, Any], source: str | Path | None = None) -> dict[str, list[int]]:
     """Seeds (character -> line indices, in code order) from a parsed init_seeds_*.json."""
     try:
@@ -707,7 +692,7 @@ def seeds_from_release(doc: Mapping[str, Any], source: str | Path | None = None)
 
 def load_seeds(path: str | Path) -> dict[str, list[int]]:
     """Read a release `init_seeds_*.json` into {character: [line, ...]} (code order kept)."""
-    return seeds_from_release(_read_json(path), path)
+    return seeds_from_release(read_json(Path(path)), path)
 
 
 def propagate_drama(drama: Any, seeds: Mapping[str, Sequence[int]] | str | Path = "1pct",
@@ -898,27 +883,14 @@ def release_labels_doc(prop: Propagation) -> dict[str, Any]:
             "character_dict": {name: c for c, name in enumerate(chars)}, "utterance_label": labels}
 
 
-def _write_text_atomic(path: str | Path, text: str) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_release_labels(prop: Propagation, path: str | Path) -> None:
     """Write the release's prop_labels_*.json (same keys, order and JSON spacing)."""
-    _write_text_atomic(path, json.dumps(release_labels_doc(prop), ensure_ascii=False))
+    write_bytes_atomic(Path(path), json.dumps(release_labels_doc(prop), ensure_ascii=False).encode("utf-8"))
 
 
 def read_release_labels(path: str | Path, episode: np.ndarray | None = None) -> Propagation:
     """Read a release prop_labels_*.json (or init_seeds_*.json) into a `Propagation`."""
-    doc = _read_json(path)
+    doc = read_json(Path(path))
     try:
         chars = sorted(doc["character_list"], key=lambda c: int(c["code"]))
         names = [str(c["name"]) for c in chars]
@@ -979,4 +951,6 @@ def to_predictions(prop: Propagation) -> Iterator[dict[str, Any]]:
 
 def write_predictions(prop: Propagation, path: str | Path) -> None:
     """Write `to_predictions` as JSONL (atomically)."""
-    _write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in to_predictions(prop)))
+    from dramasr.data.predictions import write_predictions as write_records
+
+    write_records(path, to_predictions(prop))
