@@ -24,22 +24,17 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-BUCKETS = {"<1s": (0, 1), "1-2s": (1, 2), "2-3s": (2, 3), ">=3s": (3, np.inf), "<2s": (0, 2), ">=2s": (2, np.inf)}
+BUCKETS = ("<1s", "1-2s", "2-3s", ">=3s", "<2s", ">=2s")
 
 
-def strict_correct(truth: list[str], pred: list[str], named: frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Per line: scored (not deleted) and correct under the release's strict rule (private helper)."""
-    scored = np.array(["!删除!" not in t for t in truth])
-    ok = np.array([(p == t) if t in named else (p not in named) for t, p in zip(truth, pred, strict=True)])
-    return scored, ok & scored
+def accuracy_report(drama, pred: list[str]) -> dict[str, float]:
+    """Strict accuracy overall and by duration bucket, with dramasr.score."""
+    from dramasr.score import score_lines
 
-
-def accuracy_report(truth, pred, named, duration) -> dict[str, float]:
-    scored, ok = strict_correct(truth, pred, named)
-    out = {"all": round(100 * ok.sum() / scored.sum(), 2), "n": int(scored.sum())}
-    for name, (lo, hi) in BUCKETS.items():
-        sel = scored & (duration >= lo) & (duration < hi)
-        out[name] = round(100 * ok[sel].sum() / max(1, sel.sum()), 2)
+    lines = drama.lines
+    score = score_lines(lines.speaker, pred, lines.duration, lines.episode, drama.named_characters())
+    out = {"all": round(score.overall.percent, 2), "n": score.overall.total}
+    out.update({b: round(score.by_duration[b].percent, 2) for b in BUCKETS})
     return out
 
 
@@ -59,17 +54,15 @@ def run_drama(name: str) -> dict:
     t0 = time.perf_counter()
     prop = propagate_drama(drama, "1pct")
     wall = time.perf_counter() - t0
-    named = drama.named_characters()
     truth = drama.lines.speaker
-    duration = drama.lines.duration
     ours = prop.labels
     res = {"case": name, "lines": len(truth), "propagation_wall_s": round(wall, 2),
-           "ours": accuracy_report(truth, ours, named, duration)}
+           "ours": accuracy_report(drama, ours)}
     ref_path = reference_labels_path(name)
     if ref_path is not None:
         ref = read_release_labels(ref_path)
         theirs = ref.labels
-        res["reference_from_labels"] = accuracy_report(truth, theirs, named, duration)
+        res["reference_from_labels"] = accuracy_report(drama, theirs)
         res["same_speaker_pct"] = round(100 * np.mean([a == b for a, b in zip(ours, theirs, strict=True)]), 3)
         same_list = same_top = 0
         max_diff = 0.0
