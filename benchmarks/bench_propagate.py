@@ -78,47 +78,17 @@ def run_drama(name: str) -> dict:
     return res
 
 
-def synthetic_arrays(n_lines: int, seed: int = 0, n_chars: int = 80, dim: int = 192):
-    """A random drama: voices are noisy copies of per-character centres; faces near speakers."""
-    rng = np.random.default_rng(seed)
-    per_ep = 1000
-    n_ep = max(1, n_lines // per_ep)
-    weights = 1.0 / np.arange(1, n_chars + 1)
-    speaker = rng.choice(n_chars, size=n_lines, p=weights / weights.sum())
-    centres = rng.normal(size=(n_chars, dim)).astype(np.float32)
-    emb = centres[speaker] + 0.9 * rng.normal(size=(n_lines, dim)).astype(np.float32)
-    episode = np.minimum(np.arange(n_lines) // per_ep, n_ep - 1).astype(np.int32) + 1
-    start = np.zeros(n_lines)
-    for e in range(1, n_ep + 1):
-        sel = episode == e
-        gaps = rng.uniform(0.2, 3.0, sel.sum())
-        start[sel] = 60 + np.cumsum(gaps + 1.5)
-    duration = rng.uniform(0.4, 4.0, n_lines)
-    end = start + duration
-    has_face = rng.random(n_lines) < 0.5
-    names = [f"角色{c}" for c in range(n_chars)]
-    face_name = [names[speaker[i]] for i in np.flatnonzero(has_face)]
-    seeds: dict[str, list[int]] = {}
-    for c in range(n_chars):
-        idx = np.flatnonzero(speaker == c)
-        if len(idx):
-            seeds[names[c]] = rng.choice(idx, size=max(1, len(idx) // 100), replace=False).tolist()
-    truth = [names[s] for s in speaker]
-    return dict(embedding=emb, episode=episode, start=start, end=end, face_episode=episode[has_face],
-                face_start=start[has_face], face_end=end[has_face], face_name=face_name,
-                face_score=np.full(int(has_face.sum()), 0.9, np.float32), seeds=seeds), truth
-
-
 def run_synthetic(n_lines: int) -> dict:
-    from dramasr.propagate import propagate
+    """A synthetic drama from dramasr.synth (1000 lines per episode), propagated from its own seeds."""
+    from dramasr.propagate import propagate_drama
+    from dramasr.synth import synth_drama
 
-    arrays, truth = synthetic_arrays(n_lines)
+    drama = synth_drama(seed=0, episodes=max(1, n_lines // 1000), lines_per_episode=min(n_lines, 1000))
     t0 = time.perf_counter()
-    prop = propagate(**arrays)
+    prop = propagate_drama(drama, "1pct")
     wall = time.perf_counter() - t0
-    acc = float(np.mean([a == b for a, b in zip(prop.labels, truth, strict=True)]))
-    return {"case": f"synthetic_{n_lines}", "lines": n_lines, "propagation_wall_s": round(wall, 2),
-            "ours": {"all": round(100 * acc, 2)}}
+    return {"case": f"synthetic_{n_lines}", "lines": len(drama.lines), "propagation_wall_s": round(wall, 2),
+            "ours": accuracy_report(drama, prop.labels)}
 
 
 def child(case: str) -> None:
