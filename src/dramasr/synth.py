@@ -55,9 +55,26 @@ EXTRA_SCENE_P = 0.8  # scenes joined by an extra (open-set speaker)
 EXTRA_TURN_FACTOR = 0.75  # extras take more turns than their weight says (turns alternate)
 OTHER_LABEL_P = 0.04  # extras labelled 其他 instead of a role title
 CHARS_PER_S = 4.7  # median text length per second: 4.0, 4.9, 5.2
-# voice: x = a * common + b * (gender, own) + noise(d), |noise|^2 = NOISE_BASE + NOISE_SHORT / d
-VOICE_COMMON, VOICE_GENDER = 0.64, 0.28
-NOISE_BASE, NOISE_SHORT = 0.42, 1.38
+# voice: x = a * common + b * (gender, own) + scene channel + drift(scene, voice) + noise(d),
+# |noise|^2 = NOISE_BASE + NOISE_SHORT / d; mean cosines per duration bin as in the release
+VOICE_COMMON, VOICE_GENDER = 0.64, 0.34  # gender 0.34 (was 0.28) keeps between-character cos with the drift
+NOISE_BASE, NOISE_SHORT = 0.23, 1.38
+# Separability (benchmarks/calibrate_synth.py --separability). Own voices and all variation
+# share one basis with exp-decaying variance: the release's within-character residuals decay
+# as exp(-k / 45) (participation ratio 90-98 of 192 dims) and its character centroids span
+# ~15 effective dims (participation ratio 12-20), so near-neighbour voices (nearest centroid
+# cosine 0.71) and noise pointing at other characters (23-26% of residual variance in the top
+# 20 centroid directions, 10% if isotropic).
+VOICE_DECAY_DIMS, NOISE_DECAY_DIMS = 8.0, 45.0
+# Lines of a character in one scene agree more (cos 0.50) than across scenes (0.39-0.41, the
+# same within an episode as across episodes): a per-(scene, voice) drift, plus a small room
+# channel shared by a scene's voices (between-character cos +0.03 in the same scene). Drift is
+# set below the release's (+0.07 instead of +0.11) because one seed per character, as in a
+# 900-line drama, cannot reach across stronger drift (LP falls to ~78%).
+SCENE_CHANNEL, SCENE_DRIFT = 0.04, 0.15
+# heavy tail: noise, music, overlapping speech; more often on long lines (release: LP and
+# nearest-centroid accuracy of >= 3 s lines are below those of 2-3 s lines)
+NOISE_TAIL_P, NOISE_TAIL_SCALE, NOISE_TAIL_LONG = 0.03, 1.8, 4.0
 # faces: probability the speaker's face is on screen by duration bin (<1, 1-2, 2-3, >=3 s)
 SPEAKER_VISIBLE_P = np.array([0.65, 0.73, 0.78, 0.80])
 DURATION_BINS_S = np.array([1.0, 2.0, 3.0])
@@ -420,24 +437,49 @@ def _make_timing(rng: np.random.Generator, script: dict[str, np.ndarray], episod
 
 def _make_embeddings(rng: np.random.Generator, cast: _Cast, script: dict[str, np.ndarray],
                      duration_s: np.ndarray, dim: int) -> np.ndarray:
-    """Per-voice mean directions plus noise that grows as lines get shorter."""
+    """Voices that are as hard to tell apart as the release's.
+
+    A line is mean(voice) + scene channel + drift of the voice in this scene + line noise.
+    Voices and all the variation around them live in one anisotropic space (a decaying
+    spectrum), so characters have near neighbours and the noise of a line often points
+    toward another character: isotropic noise in 192 dimensions would average away.
+    """
     n_voices = len(cast.voice_label)
+    basis, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
+    # standard deviation along the basis: variance decays as exp(-k / decay)
+    voice_sd = np.exp(-np.arange(dim) / (2 * VOICE_DECAY_DIMS))
+    noise_sd = np.exp(-np.arange(dim) / (2 * NOISE_DECAY_DIMS))
+    voice_sd /= np.sqrt((voice_sd**2).sum())
+    noise_sd /= np.sqrt((noise_sd**2).sum())
+
+    def shaped(size: int, sd: np.ndarray) -> np.ndarray:  # rows of expected squared norm 1
+        return (rng.standard_normal((size, dim)) * sd) @ basis.T
+
     common = _unit(rng.standard_normal(dim))
     gender = _unit(rng.standard_normal((2, dim)))
-    own = _unit(rng.standard_normal((n_voices, dim)))
+    own = _unit(shaped(n_voices, voice_sd))
     female = np.array(cast.voice_female, int)
     own_weight = np.sqrt(1.0 - VOICE_COMMON**2 - VOICE_GENDER**2)
     means = VOICE_COMMON * common + VOICE_GENDER * gender[female] + own_weight * own
-    voice = script["voice"]
+    voice, scene = script["voice"], script["scene"]
     n = len(voice)
     base = means[voice]
     # 其他 is many different people: each of its lines gets a voice of its own
     other = np.flatnonzero(np.array([cast.voice_label[v] == OTHER for v in range(n_voices)])[voice])
     if len(other):
         base[other] = (VOICE_COMMON * common + VOICE_GENDER * gender[rng.integers(0, 2, len(other))]
-                       + own_weight * _unit(rng.standard_normal((len(other), dim))))
-    noise_scale = np.sqrt(NOISE_BASE + NOISE_SHORT / np.maximum(duration_s, 0.1))
-    noise = rng.standard_normal((n, dim)) * (noise_scale / np.sqrt(dim))[:, None]
+                       + own_weight * _unit(shaped(len(other), voice_sd)))
+    # channel drift: the room of a scene, and how each voice sounds in it
+    n_scenes = int(scene.max()) + 1
+    pair, pair_of = np.unique(scene * n_voices + voice, return_inverse=True)
+    base += np.sqrt(SCENE_CHANNEL) * shaped(n_scenes, noise_sd)[scene]
+    base += np.sqrt(SCENE_DRIFT) * shaped(len(pair), noise_sd)[pair_of.ravel()]
+    # heavy tail: a few lines carry music, noise or overlapping speech
+    tail_p = NOISE_TAIL_P * np.array([1.0, 1.0, 1.0, NOISE_TAIL_LONG])[np.searchsorted(DURATION_BINS_S, duration_s,
+                                                                                          "right")]
+    tail = np.where(rng.random(n) < tail_p, NOISE_TAIL_SCALE, 1.0)
+    noise_scale = np.sqrt(NOISE_BASE + NOISE_SHORT / np.maximum(duration_s, 0.1)) * tail
+    noise = shaped(n, noise_sd) * noise_scale[:, None]
     norm = _inverse_cdf(rng, EMBEDDING_NORM, n)
     return (_unit(base + noise) * norm[:, None]).astype(np.float32)
 
