@@ -1,0 +1,130 @@
+"""Cross-validation of the attribution model on the training drama, by episode blocks.
+
+    python benchmarks/cv_attribute.py [--drama ../shared/dramasr/ren_shi_jian] [--folds 4]
+
+Prints accuracy (non-seed, non-deleted lines, strict rule) of propagation, the cheap
+stage, the full stage, the policy at several margin thresholds, and refinement passes.
+Only the training drama is read: this is where the model's choices are made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dramasr.data import load_drama
+from dramasr.reason.features import feature_table
+from dramasr.reason.model import normalise, top_two
+from dramasr.reason.policy import speaker_names
+from dramasr.tools import label_state_from_release
+from dramasr.train import (
+    CHEAP_TOOLS,
+    FULL_TOOLS,
+    HGB_PARAMS,
+    _columns,
+    episode_folds,
+    fit_trees,
+    propagation_state,
+    training_rows,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--drama", default=str(ROOT.parent / "shared/dramasr/ren_shi_jian"))
+    parser.add_argument("--labels", default=None, help="release label file (default: run our propagation)")
+    parser.add_argument("--folds", type=int, default=4)
+    parser.add_argument("--ablation", action="store_true", help="also drop each tool in turn")
+    args = parser.parse_args()
+
+    t0 = time.time()
+    drama = load_drama(args.drama)
+    if args.labels:
+        import orjson
+
+        state = label_state_from_release(orjson.loads(Path(args.labels).read_bytes()), len(drama.lines))
+    else:
+        state = propagation_state(drama)
+    data = training_rows(drama, state)
+    print(f"features: {len(data.y)} pairs x {data.X.shape[1]} columns in {time.time() - t0:.0f} s")
+    rows = data.rows
+    line_ok = np.ones(len(rows.lines), bool)
+    short = drama.lines.duration[rows.lines] < 2.0
+    truth_class = data.ctx.classes_of(drama.lines.speaker)
+    lp_hit = data.ctx.label_class[rows.lines] == truth_class[rows.lines]
+
+    def report(name: str, hit: np.ndarray) -> None:
+        print(f"{name:<34} all {100 * hit[line_ok].mean():6.2f}  <2s {100 * hit[short].mean():6.2f}  "
+              f">=2s {100 * hit[~short].mean():6.2f}")
+
+    report("propagation", lp_hit)
+    folds = episode_folds(data.row_episode, args.folds)
+    line_episode = drama.lines.episode[rows.lines]
+
+    def oof(X: np.ndarray, tools: tuple[str, ...], models: list | None = None) -> tuple[np.ndarray, list]:
+        cols = _columns(data.owner, tools)
+        score = np.zeros(len(X))
+        fitted = []
+        for k, fold in enumerate(folds):
+            test = np.isin(data.row_episode, fold)
+            trees = models[k] if models else fit_trees(data.X[~test][:, cols], data.y[~test], HGB_PARAMS)
+            fitted.append(trees)
+            score[test] = trees.predict_proba(X[test][:, cols])
+        return normalise(score, rows.starts), fitted
+
+    t = time.time()
+    full_score, full_models = oof(data.X, FULL_TOOLS)
+    cheap_score, cheap_models = oof(data.X, CHEAP_TOOLS)
+    print(f"fits: {time.time() - t:.0f} s")
+    full_best, _, _ = top_two(full_score, rows.starts)
+    cheap_best, c1, c2 = top_two(cheap_score, rows.starts)
+    report("full stage, 1 pass", data.y[full_best])
+    report("cheap stage, 1 pass", data.y[cheap_best])
+    margin = c1 - c2
+    for threshold in (0.2, 0.4, 0.5, 0.6, 0.8, 0.9):
+        close = margin < threshold
+        hit = np.where(close, data.y[full_best], data.y[cheap_best])
+        calls = np.where(close, 5, 2).mean()
+        report(f"policy t={threshold} ({calls:.2f} calls/line)", hit)
+
+    from dramasr.train import MARGIN_THRESHOLD
+
+    ctx = data.ctx
+    score = np.where(np.repeat(margin < MARGIN_THRESHOLD, np.diff(rows.starts)), full_score, cheap_score)
+    for p in (2, 3):
+        best, _, _ = top_two(score, rows.starts)
+        labels = list(ctx.state.label)
+        for i, name in zip(rows.lines.tolist(), speaker_names(ctx, rows.lines, rows.cls[best]), strict=True):
+            labels[i] = name
+        # lines not scored in CV (deleted) keep propagation's labels
+        ctx = ctx.relabel(labels)
+        X, names, _ = feature_table(ctx, rows, FULL_TOOLS)
+        assert names == data.feature_names
+        cheap_score, _ = oof(X, CHEAP_TOOLS, cheap_models)
+        full_score, _ = oof(X, FULL_TOOLS, full_models)
+        cb, c1, c2 = top_two(cheap_score, rows.starts)
+        fb, _, _ = top_two(full_score, rows.starts)
+        close = (c1 - c2) < MARGIN_THRESHOLD
+        report(f"policy t={MARGIN_THRESHOLD}, pass {p}", np.where(close, data.y[fb], data.y[cb]))
+        report(f"full stage, pass {p}", data.y[fb])
+        score = np.where(np.repeat(close, np.diff(rows.starts)), full_score, cheap_score)
+    for k, fold in enumerate(folds):
+        sel = np.isin(line_episode, fold)
+        print(f"fold {k} episodes {fold[0]}-{fold[-1]}: propagation {100 * lp_hit[sel].mean():.2f}  "
+              f"full pass 1 {100 * data.y[full_best][sel].mean():.2f}")
+
+    if args.ablation:
+        for tool in FULL_TOOLS:
+            kept = tuple(t for t in FULL_TOOLS if t != tool)
+            s, _ = oof(data.X, kept)
+            b, _, _ = top_two(s, rows.starts)
+            report(f"full stage without {tool}", data.y[b])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""The main job: seeds -> label propagation -> reasoning over the tools' evidence -> one
+prediction per line (speaker, confidence, runner-up, and the evidence that decided it).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dramasr.data.model import Drama
+from dramasr.data.predictions import PredictionRecord
+from dramasr.reason.features import PairRows, feature_table
+from dramasr.reason.model import AttributionModel, load_default_model
+from dramasr.reason.policy import Decisions, run_policy
+from dramasr.tools import Context, LabelState, label_state_from_propagation
+
+log = logging.getLogger(__name__)
+Hook = Callable[[str, float], None]
+
+# evidence columns written per line for the chosen speaker and the runner-up
+_EVIDENCE = {
+    "lp_score": "propagation_score", "audio_top": "voice_top5", "audio_local_top": "voice_episode_top3",
+    "face_hits": "face_detections", "face_score": "face_score", "ctx_prev": "spoke_previous_line",
+    "ctx_next": "spoke_next_line", "name_in_line": "named_in_line", "name_in_prev": "named_in_previous_line",
+}
+
+
+@dataclass
+class Attribution:
+    """Predictions of one drama plus what it cost."""
+
+    records: list[PredictionRecord]
+    labels: list[str]
+    propagation_labels: list[str]
+    tool_calls: np.ndarray  # int32 [N] (0 for seeds)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def calls_per_line(self) -> float:
+        attributed = self.tool_calls > 0
+        return float(self.tool_calls[attributed].mean()) if attributed.any() else 0.0
+
+
+def propagate_labels(drama: Drama, seeds: Mapping[str, Sequence[int]] | str | Path = "1pct",
+                     hook: Hook | None = None) -> LabelState:
+    from dramasr.propagate import propagate_drama
+
+    return label_state_from_propagation(propagate_drama(drama, seeds, progress=hook))
+
+
+def attribute(drama: Drama, *, seeds: Mapping[str, Sequence[int]] | str | Path = "1pct",
+              labels: LabelState | None = None, model: AttributionModel | None = None,
+              passes: int | None = None, hook: Hook | None = None) -> Attribution:
+    """Attribute every line of a drama.
+
+    seeds: a key of the drama's init_seeds_<key>.json (default "1pct"), a path, or
+    {name: [line, ...]}; ignored when `labels` (a finished propagation) is given.
+    model: the attribution model (default: the one shipped in the package).
+    hook(message, fraction): progress callback.
+    """
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if labels is None:
+        inner = (lambda m, f: hook(f"propagation: {m}", 0.5 * f)) if hook else None
+        labels = propagate_labels(drama, seeds, hook=inner)
+    timings["propagation_s"] = time.perf_counter() - t0
+    model = model or load_default_model()
+    t1 = time.perf_counter()
+    ctx = Context.build(drama, labels)
+    final_ctx, decisions = run_policy(
+        ctx, model, passes=passes, hook=(lambda m, f: hook(m, 0.5 + 0.45 * f)) if hook else None)
+    timings["reasoning_s"] = time.perf_counter() - t1
+    records = _records(final_ctx, labels, decisions)
+    tool_calls = np.zeros(len(drama.lines), np.int32)
+    tool_calls[decisions.lines] = decisions.tool_calls
+    timings["total_s"] = time.perf_counter() - t0
+    if hook:
+        hook("attribution done", 1.0)
+    return Attribution(records, decisions.labels, list(labels.label), tool_calls, timings)
+
+
+def _records(ctx: Context, labels: LabelState, decisions: Decisions) -> list[PredictionRecord]:
+    drama = ctx.drama
+    episode = drama.lines.episode.tolist()
+    rows, score = decisions.rows, decisions.score
+    n_lines = len(rows.lines)
+    counts = np.diff(rows.starts)
+    # runner-up row per line: best row among the others
+    masked = score.copy()
+    masked[decisions.best_row] = -1.0
+    order = np.lexsort((-masked, np.repeat(np.arange(n_lines), counts)))
+    second_row = np.where(counts > 1, order[rows.starts[:-1]], decisions.best_row)
+    evidence = _evidence_values(ctx, rows, decisions.best_row, second_row)
+    out: list[PredictionRecord | None] = [None] * len(drama.lines)
+    for i in np.flatnonzero(labels.is_seed).tolist():
+        out[i] = PredictionRecord(i, episode[i], labels.label[i], 1.0, None, ((labels.label[i], 1.0),), {"seed": True})
+    final = decisions.labels
+    second_cls = rows.cls[second_row]
+    for k, i in enumerate(rows.lines.tolist()):
+        lo, hi = rows.starts[k], rows.starts[k + 1]
+        ranked = sorted(range(lo, hi), key=lambda j: -score[j])[:3]
+        cands = tuple((ctx.classes[rows.cls[j]], round(float(score[j]), 4)) for j in ranked)
+        runner = ctx.classes[second_cls[k]] if counts[k] > 1 else None
+        ev: dict[str, Any] = {
+            "stage": "full" if decisions.full_stage[k] else "cheap",
+            "tool_calls": int(decisions.tool_calls[k]),
+            "propagation": labels.label[i],
+            "speaker": {v: round(float(evidence[c][0][k]), 3) for c, v in _EVIDENCE.items() if c in evidence},
+        }
+        if runner is not None:
+            ev["runner_up"] = {v: round(float(evidence[c][1][k]), 3) for c, v in _EVIDENCE.items() if c in evidence}
+        out[i] = PredictionRecord(i, episode[i], final[i], round(float(decisions.confidence[k]), 4), runner, cands, ev)
+    return [r for r in out if r is not None]
+
+
+def _evidence_values(ctx: Context, rows: PairRows, best_row: np.ndarray,
+                     second_row: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Feature values of the chosen and runner-up candidates of every line."""
+    n = len(rows.lines)
+    picked = np.concatenate([best_row, second_row])
+    line = rows.line[picked]
+    order = np.argsort(line, kind="stable")
+    sub = PairRows(line[order], rows.cls[picked][order], np.arange(0, 2 * n + 1, 2), rows.lines)
+    X, names, _ = feature_table(ctx, sub, ["audio_sim", "dialogue_context", "faces_on_screen", "name_mentions"])
+    back = np.empty_like(order)
+    back[order] = np.arange(len(order))
+    values = {}
+    for c, name in enumerate(names):
+        if name in _EVIDENCE:
+            col = X[back, c]
+            values[name] = (col[:n], col[n:])
+    return values
+
+
+def attribute_folder(drama_dir: str | Path, out: str | Path, *, seeds: str | Path = "1pct",
+                     model_path: str | Path | None = None, passes: int | None = None,
+                     hook: Hook | None = None) -> Attribution:
+    """Load a drama folder, attribute it, write the JSONL atomically."""
+    from dramasr.data import load_drama
+    from dramasr.data.predictions import write_predictions
+
+    drama = load_drama(drama_dir)
+    model = AttributionModel.load(model_path) if model_path is not None else None
+    result = attribute(drama, seeds=seeds, model=model, passes=passes, hook=hook)
+    write_predictions(out, result.records)
+    return result
+
+
+def attribute_drama(drama: Drama, seeds: Mapping[str, Sequence[int]] | str | Path = "1pct", *,
+                    model_path: str | Path | None = None, passes: int | None = None,
+                    hook: Callable[[str, int, int], None] | None = None) -> list[PredictionRecord]:
+    """`dramasr attribute`: the prediction records of every line (hook(stage, done, total))."""
+    model = AttributionModel.load(model_path) if model_path is not None else None
+    report = (lambda message, fraction: hook(message, int(round(100 * fraction)), 100)) if hook else None
+    return attribute(drama, seeds=seeds, model=model, passes=passes, hook=report).records

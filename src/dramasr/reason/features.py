@@ -1,0 +1,147 @@
+"""Pair rows for the attribution model: one row per (line, candidate), candidates being
+propagation's named candidates plus OTHER, with columns from the propagation scores and
+from the evidence tools, and each key column also relative to the best candidate of its line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dramasr.data.model import NEW_CHARACTER_PREFIX
+from dramasr.tools import TOOLS, Context
+from dramasr.tools.base import episode_bounds
+
+TOP_K = 8  # propagation candidates kept per line
+NO_RANK = 20.0
+# columns also given as (value - best value among the line's candidates)
+RELATIVE = ("lp_score", "audio_top", "audio_max", "audio_local_top", "audio_seed_max", "audio_centroid",
+            "face_hits", "face_score")
+
+
+@dataclass
+class PairRows:
+    """Pair rows of some lines: rows of one line are contiguous, lines in ascending order."""
+
+    line: np.ndarray  # int64 [P]
+    cls: np.ndarray  # int32 [P]
+    starts: np.ndarray  # int64 [L+1], rows of the k-th line are starts[k]:starts[k+1]
+    lines: np.ndarray  # int64 [L]
+
+    def __len__(self) -> int:
+        return len(self.line)
+
+
+def candidate_pairs(ctx: Context, lines: np.ndarray, top_k: int = TOP_K) -> PairRows:
+    pair_line: list[int] = []
+    pair_class: list[int] = []
+    starts = [0]
+    for i in lines.tolist():
+        ids = ctx.candidate_classes(i, top_k)
+        pair_line.extend([i] * len(ids))
+        pair_class.extend(ids)
+        starts.append(len(pair_line))
+    return PairRows(np.asarray(pair_line, np.int64), np.asarray(pair_class, np.int32),
+                    np.asarray(starts, np.int64), np.asarray(lines, np.int64))
+
+
+def _propagation_columns(ctx: Context, rows: PairRows) -> dict[str, np.ndarray]:
+    """Score/rank of each candidate in propagation's list; OTHER takes its best non-named entry."""
+    n = len(rows)
+    score = np.zeros(n, np.float32)
+    rank = np.full(n, NO_RANK, np.float32)
+    n_cands = np.zeros(n, np.float32)
+    new_char = np.zeros(n, np.float32)
+    other = ctx.other
+    for k, i in enumerate(rows.lines.tolist()):
+        names, scores = ctx.state.candidates[i], ctx.state.scores[i]
+        by_class: dict[int, tuple[float, int]] = {}
+        for r, (name, s) in enumerate(zip(names[:TOP_K], scores[:TOP_K], strict=False)):
+            c = ctx.class_of.get(name, other)
+            if c not in by_class:
+                by_class[c] = (s, r)
+        is_new = float(any(nm.startswith(NEW_CHARACTER_PREFIX) for nm in names[:1]))
+        for j in range(rows.starts[k], rows.starts[k + 1]):
+            s, r = by_class.get(int(rows.cls[j]), (0.0, NO_RANK))
+            score[j], rank[j] = s, r
+            n_cands[j] = len(names)
+            new_char[j] = is_new
+    return {"lp_score": score, "lp_rank": rank, "lp_n_candidates": n_cands, "lp_top_is_new": new_char}
+
+
+def _neighbour_scores(ctx: Context, rows: PairRows) -> dict[str, np.ndarray]:
+    """Propagation's score of the candidate on the previous and next line (0 if not listed)."""
+    if "lp_score_keys" not in ctx.cache:
+        n_classes = len(ctx.classes)
+        keys, values = [], []
+        for i, (names, scores) in enumerate(zip(ctx.state.candidates, ctx.state.scores, strict=True)):
+            for name, s in zip(names[:TOP_K], scores[:TOP_K], strict=False):
+                c = ctx.class_of.get(name)
+                if c is not None and c != ctx.other:
+                    keys.append(i * n_classes + c)
+                    values.append(s)
+        order = np.argsort(keys, kind="stable")
+        ctx.cache["lp_score_keys"] = (np.asarray(keys, np.int64)[order], np.asarray(values, np.float32)[order])
+    keys, values = ctx.cache["lp_score_keys"]
+    n_classes = len(ctx.classes)
+    lo, hi = episode_bounds_cached(ctx)
+    out = {}
+    for name, step in (("lp_score_prev", -1), ("lp_score_next", 1)):
+        other = rows.line + step
+        inside = (other >= lo[rows.line]) & (other < hi[rows.line])
+        query = other * n_classes + rows.cls
+        pos = np.clip(np.searchsorted(keys, query), 0, max(len(keys) - 1, 0))
+        found = inside & (len(keys) > 0) & (keys[pos] == query) if len(keys) else np.zeros(len(query), bool)
+        out[name] = np.where(found, values[pos] if len(keys) else 0.0, 0.0).astype(np.float32)
+    return out
+
+
+def episode_bounds_cached(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
+    if "episode_bounds" not in ctx.cache:
+        ctx.cache["episode_bounds"] = episode_bounds(ctx.drama)
+    return ctx.cache["episode_bounds"]
+
+
+def base_columns(ctx: Context, rows: PairRows) -> dict[str, np.ndarray]:
+    if "lp_columns" not in ctx.cache or ctx.cache["lp_columns"][0] is not rows:
+        ctx.cache["lp_columns"] = (rows, _propagation_columns(ctx, rows) | _neighbour_scores(ctx, rows))
+    columns = dict(ctx.cache["lp_columns"][1])
+    lines = ctx.drama.lines
+    duration = lines.duration.astype(np.float32)
+    text_len = np.fromiter((len(t) for t in lines.text), np.float32, len(lines))
+    columns.update({
+        "is_other": (rows.cls == ctx.other).astype(np.float32),
+        "is_current": (ctx.label_class[rows.line] == rows.cls).astype(np.float32),
+        "duration_s": duration[rows.line],
+        "text_len": text_len[rows.line],
+    })
+    return columns
+
+
+def _relative(values: np.ndarray, rows: PairRows) -> np.ndarray:
+    best = np.maximum.reduceat(values, rows.starts[:-1]) if len(values) else values
+    return values - np.repeat(best, np.diff(rows.starts))
+
+
+def feature_table(ctx: Context, rows: PairRows, tools: Sequence[str]) -> tuple[np.ndarray, list[str], list[str]]:
+    """[P, F] float32 matrix of the base columns plus the given tools' columns, the column
+    names, and the tool each column comes from ("base" for propagation and line columns)."""
+    columns = base_columns(ctx, rows)
+    owner = dict.fromkeys(columns, "base")
+    for name in tools:
+        produced = TOOLS[name].features(ctx, rows.line, rows.cls)
+        columns.update(produced)
+        owner.update(dict.fromkeys(produced, name))
+    for name in RELATIVE:
+        if name in columns:
+            columns[name + "_vs_best"] = _relative(columns[name].astype(np.float32), rows)
+            owner[name + "_vs_best"] = owner[name]
+    names = list(columns)
+    return np.column_stack([columns[n].astype(np.float32) for n in names]), names, [owner[n] for n in names]
+
+
+def feature_matrix(ctx: Context, rows: PairRows, tools: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    X, names, _ = feature_table(ctx, rows, tools)
+    return X, names

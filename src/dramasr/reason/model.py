@@ -1,0 +1,196 @@
+"""The trained attribution model: boosted trees scoring (line, candidate) pairs, normalised
+over a line's candidates (a softmax over propagation's candidates plus OTHER).
+
+Learned with scikit-learn's HistGradientBoostingClassifier, then exported to plain arrays
+(npz) and evaluated here with numpy, so the shipped file loads offline, without pickle
+and with any scikit-learn version.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dramasr.errors import DramaError
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class TreeEnsemble:
+    """Additive binary-logit tree ensemble as flat node arrays (all trees concatenated)."""
+
+    baseline: float
+    feature: np.ndarray  # int32 [nodes]
+    threshold: np.ndarray  # float64
+    left: np.ndarray  # int32, global node index
+    right: np.ndarray  # int32
+    missing_left: np.ndarray  # bool
+    is_leaf: np.ndarray  # bool
+    value: np.ndarray  # float64
+    roots: np.ndarray  # int32 [trees]
+
+    @classmethod
+    def from_sklearn(cls, estimator: Any) -> TreeEnsemble:
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in (
+            "feature", "threshold", "left", "right", "missing_left", "is_leaf", "value")}
+        roots, offset = [], 0
+        for iteration in estimator._predictors:
+            (tree,) = iteration  # binary classification: one tree per iteration
+            nodes = tree.nodes
+            if np.any(nodes["is_categorical"]):
+                raise ValueError("categorical splits are not supported by the export")
+            roots.append(offset)
+            parts["feature"].append(nodes["feature_idx"].astype(np.int32))
+            parts["threshold"].append(nodes["num_threshold"].astype(np.float64))
+            parts["left"].append(nodes["left"].astype(np.int32) + offset)
+            parts["right"].append(nodes["right"].astype(np.int32) + offset)
+            parts["missing_left"].append(nodes["missing_go_to_left"].astype(bool))
+            parts["is_leaf"].append(nodes["is_leaf"].astype(bool))
+            parts["value"].append(nodes["value"].astype(np.float64))
+            offset += len(nodes)
+        return cls(
+            baseline=float(np.ravel(estimator._baseline_prediction)[0]),
+            roots=np.asarray(roots, np.int32), **{k: np.concatenate(v) for k, v in parts.items()},
+        )
+
+    def decision_function(self, X: np.ndarray, chunk: int = 16384) -> np.ndarray:
+        """Raw logit per row (the same as the scikit-learn model's)."""
+        X = np.asarray(X, np.float64)
+        out = np.full(len(X), self.baseline)
+        rows_all = np.arange(len(X))
+        for lo in range(0, len(X), chunk):
+            rows = rows_all[lo:lo + chunk]
+            node = np.broadcast_to(self.roots, (len(rows), len(self.roots))).copy()
+            r = np.broadcast_to(rows[:, None], node.shape)
+            active = ~self.is_leaf[node]
+            while active.any():
+                idx = np.nonzero(active)
+                nd = node[idx]
+                x = X[r[idx], self.feature[nd]]
+                go_left = np.where(np.isnan(x), self.missing_left[nd], x <= self.threshold[nd])
+                node[idx] = np.where(go_left, self.left[nd], self.right[nd])
+                active[idx] = ~self.is_leaf[node[idx]]
+            out[lo:lo + len(rows)] += self.value[node].sum(1)
+        return out
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+
+    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}{k}": getattr(self, k) for k in (
+            "feature", "threshold", "left", "right", "missing_left", "is_leaf", "value", "roots")} | {
+            f"{prefix}baseline": np.asarray([self.baseline])}
+
+    @classmethod
+    def from_arrays(cls, arrays: Any, prefix: str) -> TreeEnsemble:
+        kw = {k: np.asarray(arrays[f"{prefix}{k}"]) for k in (
+            "feature", "threshold", "left", "right", "missing_left", "is_leaf", "value", "roots")}
+        return cls(baseline=float(arrays[f"{prefix}baseline"][0]), **kw)
+
+
+@dataclass
+class Stage:
+    """One scorer: the tools whose columns it reads, the column order, the trees."""
+
+    tools: list[str]
+    feature_names: list[str]
+    trees: TreeEnsemble
+
+
+@dataclass
+class AttributionModel:
+    """A cheap stage (always run) and a full stage (run where the cheap margin is low).
+
+    `margin_threshold`: a line whose cheap-stage margin (best minus runner-up normalised
+    score) is at least this keeps the cheap decision. `passes`: refinement passes.
+    """
+
+    cheap: Stage
+    full: Stage
+    margin_threshold: float = 0.5
+    passes: int = 2
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: str | Path) -> Path:
+        from dramasr.data.release import write_bytes_atomic
+
+        meta = {
+            "format_version": FORMAT_VERSION, "margin_threshold": self.margin_threshold, "passes": self.passes,
+            "stages": {name: {"tools": st.tools, "feature_names": st.feature_names}
+                       for name, st in (("cheap", self.cheap), ("full", self.full))},
+            "info": self.info,
+        }
+        buffer = io.BytesIO()
+        np.savez_compressed(
+            buffer, meta=np.frombuffer(json.dumps(meta, ensure_ascii=False).encode("utf-8"), np.uint8),
+            **self.cheap.trees.arrays("cheap_"), **self.full.trees.arrays("full_"),
+        )
+        write_bytes_atomic(Path(path), buffer.getvalue())
+        Path(path).chmod(0o644)  # the temp file is private; a shipped model must be readable
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> AttributionModel:
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as arrays:
+                meta = json.loads(bytes(arrays["meta"]).decode("utf-8"))
+                if meta.get("format_version") != FORMAT_VERSION:
+                    raise DramaError(
+                        f"model format {meta.get('format_version')} is not {FORMAT_VERSION}", file=path,
+                        hint="re-train with `dramasr train` or upgrade dramasr",
+                    )
+                stages = {
+                    name: Stage(list(spec["tools"]), list(spec["feature_names"]),
+                                TreeEnsemble.from_arrays(arrays, f"{name}_"))
+                    for name, spec in meta["stages"].items()
+                }
+        except (OSError, ValueError, KeyError) as exc:
+            raise DramaError(f"cannot read attribution model: {exc}", file=path,
+                             hint="pass a file written by `dramasr train`") from exc
+        return cls(stages["cheap"], stages["full"], float(meta["margin_threshold"]), int(meta["passes"]),
+                   meta.get("info", {}))
+
+
+def default_model_path() -> Path:
+    return Path(__file__).resolve().parent.parent / "models" / "attribution.npz"
+
+
+def load_default_model() -> AttributionModel:
+    path = default_model_path()
+    if not path.is_file():
+        raise DramaError("the shipped attribution model is missing", file=path,
+                         hint="run `dramasr train` to rebuild it")
+    return AttributionModel.load(path)
+
+
+def normalise(prob: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per line, scores summing to one over its candidates."""
+    total = np.add.reduceat(prob, starts[:-1]) if len(prob) else prob
+    return prob / np.repeat(np.maximum(total, 1e-12), np.diff(starts))
+
+
+def top_two(score: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per line: row of the best candidate, its score, the runner-up's score (0 if none)."""
+    n_lines = len(starts) - 1
+    counts = np.diff(starts)
+    line_of_row = np.repeat(np.arange(n_lines), counts)
+    # sort rows by (line, -score): the first row of each line is its best
+    order = np.lexsort((-score, line_of_row))
+    best_row = order[starts[:-1]]
+    second = np.zeros(n_lines)
+    has_two = counts > 1
+    second[has_two] = score[order[starts[:-1][has_two] + 1]]
+    return best_row, score[best_row], second
+
+
+def select(values: Sequence[str], names: Sequence[str]) -> list[int]:
+    index = {n: k for k, n in enumerate(values)}
+    return [index[n] for n in names]

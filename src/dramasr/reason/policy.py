@@ -1,0 +1,109 @@
+"""The cost-aware reasoning loop: cheap tools for every line, the rest only where the cheap
+decision is close, then refinement passes that re-read the context with updated labels.
+
+Tool calls are counted per line: a line decided by the cheap stage consulted the cheap
+stage's tools; a close line consulted every tool of the full stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from dramasr.data.model import NARRATION_MARK, NEW_CHARACTER_PREFIX, OTHER
+from dramasr.reason.features import PairRows, candidate_pairs, feature_matrix
+from dramasr.reason.model import AttributionModel, Stage, normalise, select, top_two
+from dramasr.tools import Context
+
+Hook = Callable[[str, float], None]
+
+
+@dataclass
+class Decisions:
+    """Per attributed line (non-seed lines, ascending): the outcome of the last pass."""
+
+    lines: np.ndarray  # int64 [L]
+    rows: PairRows
+    score: np.ndarray  # float [P], normalised over each line's candidates
+    best_row: np.ndarray  # int64 [L]
+    confidence: np.ndarray  # float [L]
+    runner_up_score: np.ndarray  # float [L]
+    full_stage: np.ndarray  # bool [L]: the close-margin tools were consulted
+    tool_calls: np.ndarray  # int32 [L]
+    labels: list[str]  # final speaker name per line of the drama
+    passes: int
+
+
+def stage_scores(ctx: Context, rows: PairRows, stage: Stage) -> np.ndarray:
+    X, names = feature_matrix(ctx, rows, stage.tools)
+    X = X[:, select(names, stage.feature_names)]
+    return normalise(stage.trees.predict_proba(X), rows.starts)
+
+
+def subset_rows(rows: PairRows, keep_line: np.ndarray) -> tuple[PairRows, np.ndarray]:
+    """Rows of the lines where keep_line is True, and their positions in `rows`."""
+    counts = np.diff(rows.starts)
+    keep_row = np.repeat(keep_line, counts)
+    kept_counts = counts[keep_line]
+    starts = np.zeros(len(kept_counts) + 1, np.int64)
+    np.cumsum(kept_counts, out=starts[1:])
+    position = np.flatnonzero(keep_row)
+    return PairRows(rows.line[position], rows.cls[position], starts, rows.lines[keep_line]), position
+
+
+def speaker_names(ctx: Context, lines: np.ndarray, classes: np.ndarray) -> list[str]:
+    """Class -> output name. OTHER keeps propagation's non-named label (a new character)."""
+    out = []
+    for i, c in zip(lines.tolist(), classes.tolist(), strict=True):
+        if c != ctx.other:
+            out.append(ctx.classes[c])
+            continue
+        current = ctx.state.label[i]
+        discovered = current not in ctx.class_of and NARRATION_MARK not in current
+        keep = current.startswith(NEW_CHARACTER_PREFIX) or discovered
+        out.append(current if keep else OTHER)
+    return out
+
+
+def run_policy(ctx: Context, model: AttributionModel, *, passes: int | None = None,
+               threshold: float | None = None, hook: Hook | None = None) -> tuple[Context, Decisions]:
+    """Attribute every non-seed line; returns the final context and the decisions."""
+    passes = model.passes if passes is None else passes
+    threshold = model.margin_threshold if threshold is None else threshold
+    lines = np.flatnonzero(~ctx.state.is_seed)
+    cheap_calls = len(model.cheap.tools)
+    full_calls = len(set(model.cheap.tools) | set(model.full.tools))
+    if ctx.drama.captions is None and "scene_caption" in model.full.tools:
+        full_calls -= 1  # nothing to read: the policy does not call it
+    decisions: Decisions | None = None
+    rows = candidate_pairs(ctx, lines)  # candidates come from propagation: the same every pass
+    for p in range(max(passes, 1)):
+        if hook:
+            hook(f"reasoning pass {p + 1}/{passes}", p / max(passes, 1))
+        score = stage_scores(ctx, rows, model.cheap)
+        _, best, second = top_two(score, rows.starts)
+        close = (best - second) < threshold
+        if close.any():
+            sub, position = subset_rows(rows, close)
+            score[position] = stage_scores(ctx, sub, model.full)
+        best_row, best, second = top_two(score, rows.starts)
+        names = speaker_names(ctx, lines, rows.cls[best_row])
+        labels = list(ctx.state.label)
+        for i, name in zip(lines.tolist(), names, strict=True):
+            labels[i] = name
+        decisions = Decisions(
+            lines=lines, rows=rows, score=score, best_row=best_row, confidence=best, runner_up_score=second,
+            full_stage=close, tool_calls=np.where(close, full_calls, cheap_calls).astype(np.int32),
+            labels=labels, passes=p + 1,
+        )
+        if p + 1 < passes:
+            ctx = ctx.relabel(labels)
+    assert decisions is not None
+    if hook:
+        hook("reasoning done", 1.0)
+    return ctx, decisions
+
+
+__all__ = ["Decisions", "run_policy", "stage_scores", "speaker_names", "subset_rows"]

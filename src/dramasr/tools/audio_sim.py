@@ -1,0 +1,143 @@
+"""audio_sim: how much a line's voice sounds like each candidate's currently labelled lines.
+
+Per (line, candidate): mean of the top-k cosine similarities to the candidate's lines over
+the whole drama and within the episode (the line itself excluded), the maximum, how many
+lines the candidate holds, similarity to the candidate's seed lines and to its centroid.
+Similarities are computed in row blocks, never as one N x N matrix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dramasr.tools.base import Context, Tool
+
+TOP_K = 5
+LOCAL_TOP_K = 3
+BLOCK_ROWS = 1024  # 1024 x 50K float32 = 200 MB per block; also keeps BLAS calls small
+
+
+def unit_embeddings(ctx: Context) -> np.ndarray:
+    if "unit_embedding" not in ctx.cache:
+        emb = np.asarray(ctx.drama.lines.embedding, np.float32)
+        norm = np.linalg.norm(emb, axis=1, keepdims=True)
+        ctx.cache["unit_embedding"] = emb / np.maximum(norm, 1e-8)
+    return ctx.cache["unit_embedding"]
+
+
+def _masked_top_mean(sub: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of the k largest entries per row and the row max, ignoring entries < -1.5."""
+    width = sub.shape[1]
+    part = np.partition(sub, width - k, axis=1)[:, width - k:] if width > k else sub
+    valid = part > -1.5
+    count = valid.sum(1)
+    mean = np.where(count > 0, np.where(valid, part, 0).sum(1) / np.maximum(count, 1), 0.0)
+    best = np.where(count > 0, part.max(1), 0.0)
+    return mean, best
+
+
+def audio_tables(ctx: Context) -> dict[str, np.ndarray]:
+    """Dense [N, C] tables from the current labels (cached per label state)."""
+    if "audio" in ctx.derived:
+        return ctx.derived["audio"]
+    unit = unit_embeddings(ctx)
+    n, n_classes = len(unit), len(ctx.classes)
+    label = ctx.label_class
+    order = np.argsort(label, kind="stable")
+    position = np.empty(n, np.int64)
+    position[order] = np.arange(n)
+    bounds = np.searchsorted(label[order], np.arange(n_classes + 1))
+    sorted_unit = np.ascontiguousarray(unit[order])
+    top = np.zeros((n, n_classes), np.float32)
+    best = np.zeros((n, n_classes), np.float32)
+    present = [c for c in range(n_classes) if bounds[c + 1] > bounds[c]]
+    for lo in range(0, n, BLOCK_ROWS):
+        hi = min(n, lo + BLOCK_ROWS)
+        sims = unit[lo:hi] @ sorted_unit.T
+        sims[np.arange(hi - lo), position[lo:hi]] = -2.0  # a line is no evidence for itself
+        for c in present:
+            mean, mx = _masked_top_mean(sims[:, bounds[c]:bounds[c + 1]], TOP_K)
+            top[lo:hi, c] = mean
+            best[lo:hi, c] = mx
+    counts = np.diff(bounds).astype(np.float32)
+
+    local_top = np.zeros((n, n_classes), np.float32)
+    local_count = np.zeros((n, n_classes), np.float32)
+    for ep in ctx.drama.episodes:
+        lo, hi = ep.line_start, ep.line_stop
+        if hi <= lo:
+            continue
+        sims = unit[lo:hi] @ unit[lo:hi].T
+        np.fill_diagonal(sims, -2.0)
+        ep_label = label[lo:hi]
+        for c in np.unique(ep_label):
+            cols = np.flatnonzero(ep_label == c)
+            mean, _ = _masked_top_mean(sims[:, cols], LOCAL_TOP_K)
+            local_top[lo:hi, c] = mean
+            local_count[lo:hi, c] = len(cols)
+            local_count[lo + cols, c] -= 1  # not counting the line itself
+
+    seeds = np.flatnonzero(ctx.state.is_seed)
+    seed_best = np.zeros((n, n_classes), np.float32)
+    if len(seeds):
+        seed_class = label[seeds]
+        for lo in range(0, n, BLOCK_ROWS * 8):
+            hi = min(n, lo + BLOCK_ROWS * 8)
+            sims = unit[lo:hi] @ unit[seeds].T
+            own = (seeds >= lo) & (seeds < hi)
+            sims[seeds[own] - lo, np.flatnonzero(own)] = -2.0
+            for c in np.unique(seed_class):
+                seed_best[lo:hi, c] = np.maximum(sims[:, seed_class == c].max(1), 0.0)
+
+    centroid = np.zeros((n_classes, unit.shape[1]), np.float32)
+    np.add.at(centroid, label, unit)
+    centroid /= np.maximum(np.linalg.norm(centroid, axis=1, keepdims=True), 1e-8)
+    centroid_sim = np.zeros((n, n_classes), np.float32)
+    for lo in range(0, n, BLOCK_ROWS * 8):
+        hi = min(n, lo + BLOCK_ROWS * 8)
+        centroid_sim[lo:hi] = unit[lo:hi] @ centroid.T
+
+    # how well a class's own lines match it: a voice typical of the class scores near this
+    own = top[np.arange(n), label]
+    typical = np.zeros(n_classes, np.float32)
+    np.add.at(typical, label, own)
+    typical /= np.maximum(np.bincount(label, minlength=n_classes), 1)
+    tables = {
+        "typical": typical, "top": top, "max": best, "count": counts,
+        "local_top": local_top, "local_count": local_count,
+        "seed_max": seed_best, "centroid": centroid_sim,
+    }
+    ctx.derived["audio"] = tables
+    return tables
+
+
+class AudioSim(Tool):
+    name = "audio_sim"
+    description = (
+        "Voice similarity of the line to each candidate's currently labelled lines: mean of the top-5 "
+        "cosine similarities over the drama and within the episode, the best match, how many lines the "
+        "candidate holds, similarity to its seed lines and to its voice centroid."
+    )
+    cost = 1.0
+
+    def features(self, ctx: Context, pair_line: np.ndarray, pair_class: np.ndarray) -> dict[str, np.ndarray]:
+        t = audio_tables(ctx)
+        own = ctx.label_class[pair_line] == pair_class
+        count = t["count"][pair_class] - own  # the line's own label is not evidence for it
+        return {
+            "audio_top": t["top"][pair_line, pair_class],
+            "audio_max": t["max"][pair_line, pair_class],
+            "audio_top_vs_typical": t["top"][pair_line, pair_class] - t["typical"][pair_class],
+            "audio_log_count": np.log1p(np.maximum(count, 0)),
+            "audio_local_top": t["local_top"][pair_line, pair_class],
+            "audio_local_count": t["local_count"][pair_line, pair_class],
+            "audio_seed_max": t["seed_max"][pair_line, pair_class],
+            "audio_centroid": t["centroid"][pair_line, pair_class],
+        }
+
+    def describe(self, ctx: Context, line: int, values: dict[str, dict[str, float]]) -> str:
+        ranked = sorted(values.items(), key=lambda kv: -kv[1]["audio_top"])
+        return "voice similarity (top-5 mean / best / lines held): " + "; ".join(
+            f"{name} {v['audio_top']:.2f}/{v['audio_max']:.2f}/{int(np.expm1(v['audio_log_count']))}"
+            for name, v in ranked
+        )

@@ -1,0 +1,178 @@
+"""Fitting the attribution model on training dramas, and cross-validating it by episode blocks.
+
+Training rows are the (line, candidate) pairs of every non-seed, non-deleted line, with
+context features read from propagation's labels (what the model sees at inference on its
+first pass); the target is "this candidate is the true speaker" (OTHER for extras).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dramasr.data.model import Drama
+from dramasr.errors import DramaError
+from dramasr.reason.features import PairRows, candidate_pairs, feature_table
+from dramasr.reason.model import AttributionModel, Stage, TreeEnsemble, normalise, top_two
+from dramasr.tools import Context, LabelState
+
+log = logging.getLogger(__name__)
+Hook = Callable[[str, float], None]
+
+CHEAP_TOOLS = ("audio_sim", "dialogue_context")
+FULL_TOOLS = ("audio_sim", "dialogue_context", "faces_on_screen", "name_mentions", "char_relation", "scene_caption")
+# chosen by episode-block cross-validation on ren_shi_jian (benchmarks/cv_attribute.py)
+HGB_PARAMS: dict[str, Any] = {
+    "max_iter": 200, "learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 40,
+    "l2_regularization": 1.0, "early_stopping": False, "random_state": 0,
+}
+MARGIN_THRESHOLD = 0.5
+PASSES = 2
+
+
+@dataclass
+class TrainingRows:
+    drama: Drama
+    ctx: Context
+    rows: PairRows
+    X: np.ndarray
+    feature_names: list[str]
+    owner: list[str]  # tool of each column
+    y: np.ndarray  # bool [P]
+    row_episode: np.ndarray  # int32 [P]
+
+
+def propagation_state(drama: Drama, seeds: Any = "1pct") -> LabelState:
+    """Run our label propagation and wrap it as a LabelState."""
+    from dramasr.propagate import propagate_drama
+    from dramasr.tools import label_state_from_propagation
+
+    return label_state_from_propagation(propagate_drama(drama, seeds))
+
+
+def training_rows(drama: Drama, state: LabelState, tools: Sequence[str] = FULL_TOOLS) -> TrainingRows:
+    ctx = Context.build(drama, state)
+    lines = np.flatnonzero(~state.is_seed & ~drama.lines.deleted)
+    rows = candidate_pairs(ctx, lines)
+    X, names, owner = feature_table(ctx, rows, tools)
+    truth_class = ctx.classes_of(drama.lines.speaker)
+    y = truth_class[rows.line] == rows.cls
+    return TrainingRows(drama, ctx, rows, X, names, owner, y, drama.lines.episode[rows.line])
+
+
+def fit_trees(X: np.ndarray, y: np.ndarray, params: dict[str, Any] | None = None) -> TreeEnsemble:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    estimator = HistGradientBoostingClassifier(**(params or HGB_PARAMS))
+    estimator.fit(X, y)
+    return TreeEnsemble.from_sklearn(estimator)
+
+
+def _columns(owner: list[str], tools: Sequence[str]) -> list[int]:
+    """Columns from the base features or the given tools."""
+    keep = {"base", *tools}
+    return [k for k, o in enumerate(owner) if o in keep]
+
+
+def stage_from(data: TrainingRows, tools: Sequence[str], mask: np.ndarray | None = None,
+               params: dict[str, Any] | None = None) -> Stage:
+    cols = _columns(data.owner, tools)
+    X = data.X[:, cols] if mask is None else data.X[mask][:, cols]
+    y = data.y if mask is None else data.y[mask]
+    return Stage(list(tools), [data.feature_names[k] for k in cols], fit_trees(X, y, params))
+
+
+def train(dramas: Sequence[Drama], states: Sequence[LabelState], *, params: dict[str, Any] | None = None,
+          margin_threshold: float = MARGIN_THRESHOLD, passes: int = PASSES,
+          hook: Hook | None = None) -> AttributionModel:
+    """Fit the cheap and full stages on the training dramas (their propagation labels as context)."""
+    parts = []
+    for k, (drama, state) in enumerate(zip(dramas, states, strict=True)):
+        if hook:
+            hook(f"features of {drama.name}", k / (len(dramas) + 2))
+        parts.append(training_rows(drama, state))
+    data = parts[0] if len(parts) == 1 else _concat(parts)
+    if hook:
+        hook("fitting the cheap stage", len(dramas) / (len(dramas) + 2))
+    cheap = stage_from(data, CHEAP_TOOLS, params=params)
+    if hook:
+        hook("fitting the full stage", (len(dramas) + 1) / (len(dramas) + 2))
+    full = stage_from(data, FULL_TOOLS, params=params)
+    if hook:
+        hook("trained", 1.0)
+    import sklearn
+
+    info = {"trained_on": [d.name for d in dramas], "pairs": len(data.y), "sklearn": sklearn.__version__,
+            "params": params or HGB_PARAMS}
+    return AttributionModel(cheap, full, margin_threshold, passes, info)
+
+
+def train_from_folders(folders: Sequence[str | Path], *, seeds: str | Path = "1pct", out: str | Path | None = None,
+                       params: dict[str, Any] | None = None, hook: StageHook | None = None) -> Path:
+    """Like `train_model`, from drama folders."""
+    from dramasr.data import load_drama
+
+    return train_model([load_drama(folder) for folder in folders], output=out, seeds=seeds, params=params, hook=hook)
+
+
+def _concat(parts: list[TrainingRows]) -> TrainingRows:
+    names = parts[0].feature_names
+    for part in parts[1:]:
+        if part.feature_names != names:
+            raise ValueError("feature columns differ between training dramas")
+    return TrainingRows(
+        parts[0].drama, parts[0].ctx, parts[0].rows, np.concatenate([p.X for p in parts]), names, parts[0].owner,
+        np.concatenate([p.y for p in parts]), np.concatenate([p.row_episode for p in parts]),
+    )
+
+
+def episode_folds(episodes: np.ndarray, n_folds: int) -> list[np.ndarray]:
+    """Contiguous blocks of episodes (neighbouring episodes share scenes, so no shuffling)."""
+    return [f for f in np.array_split(np.unique(episodes), n_folds) if len(f)]
+
+
+def line_hits(rows: PairRows, score: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per line: is the best-scored candidate the true one; and the margin."""
+    best_row, best, second = top_two(score, rows.starts)
+    return y[best_row], best - second
+
+
+def cross_validate(data: TrainingRows, n_folds: int = 4, tools: Sequence[str] = FULL_TOOLS,
+                   params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Out-of-fold normalised pair scores by episode blocks, for one tool set."""
+    cols = _columns(data.owner, tools)
+    score = np.zeros(len(data.y))
+    for fold in episode_folds(data.row_episode, n_folds):
+        test = np.isin(data.row_episode, fold)
+        trees = fit_trees(data.X[~test][:, cols], data.y[~test], params)
+        score[test] = trees.predict_proba(data.X[test][:, cols])
+    score = normalise(score, data.rows.starts)
+    hit, margin = line_hits(data.rows, score, data.y)
+    return {"score": score, "hit": hit, "margin": margin, "columns": cols}
+
+
+DEFAULT_TRAINING_DRAMAS = ("ren_shi_jian",)  # the protocol's training drama(s)
+StageHook = Callable[[str, int, int], None]
+
+
+def train_model(dramas: Sequence[Drama], *, output: str | Path | None = None, seeds: str | Path = "1pct",
+                params: dict[str, Any] | None = None, hook: StageHook | None = None) -> Path:
+    """`dramasr train` on loaded dramas: propagate from their seeds, fit, write the model
+    (default: the file shipped in the package). hook(stage, done, total) reports progress."""
+    from dramasr.reason.model import default_model_path
+
+    if not dramas:
+        raise DramaError("no training drama given", field="--drama", hint="name at least one training drama")
+    report = (lambda message, fraction: hook(message, int(round(100 * fraction)), 100)) if hook else None
+    states = []
+    for k, drama in enumerate(dramas):
+        if report:
+            report(f"propagating {drama.name}", 0.3 * k / len(dramas))
+        states.append(propagation_state(drama, seeds))
+    model = train(dramas, states, params=params, hook=(lambda m, f: report(m, 0.3 + 0.7 * f)) if report else None)
+    return model.save(Path(output) if output is not None else default_model_path())

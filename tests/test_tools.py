@@ -1,0 +1,140 @@
+"""Evidence tools on hand-made scenes: a vocative, an off-screen speaker, a reaction shot,
+turn-taking, voice similarity, relations, and dramas without faces/relations/captions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tests.helpers import make_drama
+
+from dramasr.tools import TOOLS, Context, LabelState
+from dramasr.tools.name_mentions import aliases_of
+
+A, B, C = "周秉义", "郑娟", "曹德宝"
+
+
+def _voices(speakers: list[str], dim: int = 16, noise: float = 0.05, seed: int = 0) -> np.ndarray:
+    """One tight voice cluster per speaker."""
+    rng = np.random.default_rng(seed)
+    centre = {s: rng.normal(size=dim) for s in sorted(set(speakers))}
+    return np.stack([centre[s] + noise * rng.normal(size=dim) for s in speakers]).astype(np.float32)
+
+
+def _scene(lines, faces=(), relation=None):
+    speakers = [spec[3] for spec in lines]
+    drama = make_drama(lines, faces, cast=[A, B, C], embeddings=_voices(speakers), relation=relation)
+    label = [spec[3] for spec in lines]
+    state = LabelState(label, [[A, B, C] for _ in lines], [[0.5, 0.4, 0.3] for _ in lines],
+                       np.zeros(len(lines), bool))
+    return drama, Context.build(drama, state, classes=[A, B, C])
+
+
+def test_vocative_names_the_addressee_not_the_speaker():
+    drama, ctx = _scene([
+        (1, 0.0, 1.0, B, "秉义，你过来一下"),
+        (1, 1.5, 2.5, A, "什么事？"),
+        (1, 3.0, 4.0, B, "没事"),
+    ])
+    line0 = TOOLS["name_mentions"].call(ctx, 0, candidates=[A, B])
+    assert line0.values[A]["name_in_line"] == 1.0  # given name of 周秉义 is said
+    assert line0.values[B]["name_in_line"] == 0.0
+    line1 = TOOLS["name_mentions"].call(ctx, 1, candidates=[A, B])
+    assert line1.values[A]["name_in_prev"] == 1.0  # the one addressed speaks next
+    assert A in line1.text and "previous line" in line1.text
+
+
+def test_aliases_cover_given_name_surname_forms_and_titles():
+    assert {"周秉义", "秉义", "老周", "小周"} <= aliases_of("周秉义")
+    assert "局长" in aliases_of("秦局长")
+    assert aliases_of("少年周蓉") >= {"周蓉"}
+    assert all(len(a) >= 2 for a in aliases_of("江小树(大)"))
+
+
+def test_off_screen_speaker_has_no_face_but_the_listener_does():
+    drama, ctx = _scene(
+        [(1, 0.0, 2.0, A, "你在哪儿？"), (1, 10.0, 12.0, B, "我在门外")],
+        faces=[(1, 10.5, 10.5, A, 0.9), (1, 11.0, 11.0, A, 0.8)],
+    )
+    ev = TOOLS["faces_on_screen"].call(ctx, 1, candidates=[A, B])
+    assert ev.values[A]["face_hits"] == 2.0 and ev.values[A]["face_score"] == pytest.approx(0.9)
+    assert ev.values[B]["face_hits"] == 0.0 and ev.values[B]["face_near_s"] == 5.0  # nowhere near
+    assert ev.values[B]["faces_on_screen"] == 1.0
+    assert "1 named face(s) on screen" in ev.text
+
+
+def test_reaction_shot_face_near_but_outside_the_line():
+    drama, ctx = _scene(
+        [(1, 0.0, 2.0, B, "我走了"), (1, 2.5, 3.0, A, "嗯")],
+        faces=[(1, 2.2, 2.2, B, 0.9)],
+    )
+    ev = TOOLS["faces_on_screen"].call(ctx, 1, candidates=[A, B])
+    assert ev.values[B]["face_hits"] == 0.0
+    assert ev.values[B]["face_near_s"] == pytest.approx(0.3, abs=1e-6)
+
+
+def test_dialogue_context_alternation_and_scene_breaks():
+    drama, ctx = _scene([
+        (1, 0.0, 1.0, A, "一"), (1, 1.2, 2.0, B, "二"), (1, 2.2, 3.0, A, "三"), (1, 3.2, 4.0, B, "四"),
+        (1, 24.0, 25.0, C, "五"),
+    ])
+    ev = TOOLS["dialogue_context"].call(ctx, 2, candidates=[A, B])
+    assert ev.values[B]["ctx_prev"] == 1.0 and ev.values[B]["ctx_next"] == 1.0
+    assert ev.values[A]["ctx_prev2"] == 1.0  # A-B-A: A also spoke two lines back
+    assert ev.values[A]["ctx_prev_is_next"] == 1.0
+    last = TOOLS["dialogue_context"].call(ctx, 4, candidates=[C])
+    assert last.values[C]["gap_before_s"] == pytest.approx(20.0)  # a long silence: scene break
+    assert last.values[C]["gap_after_s"] == 30.0  # episode end
+    assert ">>[2]" in ev.text
+
+
+def test_audio_similarity_excludes_the_line_itself():
+    drama, ctx = _scene([(1, float(k), k + 0.5, s, "x") for k, s in enumerate([A, A, A, B, B, B])])
+    ev = TOOLS["audio_sim"].call(ctx, 0, candidates=[A, B])
+    assert ev.values[A]["audio_top"] > 0.9 > ev.values[B]["audio_top"]
+    assert ev.values[A]["audio_log_count"] == pytest.approx(np.log1p(2))  # 3 lines of A, minus itself
+    assert ev.values[B]["audio_log_count"] == pytest.approx(np.log1p(3))
+
+
+def test_relations_between_candidates_and_neighbours():
+    relation = {"character_list": [A, B], "relationship_list": [[A, B, "夫妻"]]}
+    drama, ctx = _scene([(1, 0.0, 1.0, A, "一"), (1, 1.5, 2.0, B, "二")], relation=relation)
+    ev = TOOLS["char_relation"].call(ctx, 1, candidates=[B, C])
+    assert ev.values[B]["rel_prev"] == 1.0 and ev.values[C]["rel_prev"] == 0.0
+    assert ev.values[B]["rel_listed"] == 1.0 and ev.values[C]["rel_listed"] == 0.0
+    # relations to a neighbour speaker are reported by the candidates that have them
+    ev_c = TOOLS["char_relation"].call(ctx, 1, candidates=[B])
+    assert "夫妻" in ev_c.text
+
+
+def test_missing_relations_captions_and_faces_give_neutral_evidence():
+    drama, ctx = _scene([(1, 0.0, 1.0, A, "一"), (1, 1.5, 2.0, B, "二")])
+    assert drama.relation is None and drama.captions is None and len(drama.faces) == 0
+    for tool in TOOLS.values():
+        ev = tool.call(ctx, 1)
+        assert ev.tool == tool.name and isinstance(ev.text, str) and ev.values
+    assert "no relation.json" in TOOLS["char_relation"].call(ctx, 1).text
+    assert "no scene caption" in TOOLS["scene_caption"].call(ctx, 1).text
+
+
+def test_captions_name_candidates_when_present():
+    drama, ctx = _scene([(1, 0.0, 1.0, A, "一"), (1, 1.5, 2.0, B, "二")])
+    drama.captions = {"1": [{"start": 1.4, "end": 2.5, "text": "郑娟站在门口说话"}]}
+    ctx = Context.build(drama, ctx.state, classes=[A, B, C])
+    ev = TOOLS["scene_caption"].call(ctx, 1, candidates=[A, B])
+    assert ev.values[B]["caption_names"] == 1.0 and ev.values[A]["caption_names"] == 0.0
+    assert "郑娟站在门口" in ev.text
+
+
+def test_every_tool_declares_itself_for_an_llm():
+    for name, tool in TOOLS.items():
+        spec = tool.spec()
+        assert spec["name"] == name and len(spec["description"]) > 20
+        assert spec["parameters"]["required"] == ["line"]
+
+
+def test_bad_line_is_a_clear_error():
+    from dramasr.errors import DramaError
+
+    drama, ctx = _scene([(1, 0.0, 1.0, A, "一")])
+    with pytest.raises(DramaError, match="no line 5"):
+        TOOLS["audio_sim"].call(ctx, 5)
