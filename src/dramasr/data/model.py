@@ -20,8 +20,29 @@ NEW_CHARACTER_PREFIX = "新角色-"
 ABSENT = -1
 
 
+class _TimeSpans:
+    """Seconds views of the integer millisecond columns `start_ms` / `end_ms`."""
+
+    start_ms: np.ndarray
+    end_ms: np.ndarray
+
+    @property
+    def start(self) -> np.ndarray:
+        """Start time in seconds within the episode (float64)."""
+        return self.start_ms / 1000.0
+
+    @property
+    def end(self) -> np.ndarray:
+        return self.end_ms / 1000.0
+
+    @property
+    def duration(self) -> np.ndarray:
+        """Duration in seconds."""
+        return (self.end_ms - self.start_ms) / 1000.0
+
+
 @dataclass(eq=False)
-class Lines:
+class Lines(_TimeSpans):
     """All subtitle lines of a drama in global order (episodes ascending, then line order).
 
     The global index of a line is its row here; it is the index the release's seed and
@@ -43,27 +64,13 @@ class Lines:
         return len(self.text)
 
     @property
-    def start(self) -> np.ndarray:
-        """Start time in seconds within the episode (float64)."""
-        return self.start_ms / 1000.0
-
-    @property
-    def end(self) -> np.ndarray:
-        return self.end_ms / 1000.0
-
-    @property
-    def duration(self) -> np.ndarray:
-        """Line duration in seconds."""
-        return (self.end_ms - self.start_ms) / 1000.0
-
-    @property
     def deleted(self) -> np.ndarray:
         """True for lines the release marks as deleted (excluded from scoring)."""
         return np.fromiter((DELETED_MARK in s for s in self.speaker), bool, len(self.speaker))
 
 
 @dataclass(eq=False)
-class FaceTracks:
+class FaceTracks(_TimeSpans):
     """Face tracks of all episodes; per-frame boxes are stored compactly (CSR layout)."""
 
     episode: np.ndarray  # int32
@@ -84,14 +91,6 @@ class FaceTracks:
 
     def __len__(self) -> int:
         return len(self.name)
-
-    @property
-    def start(self) -> np.ndarray:
-        return self.start_ms / 1000.0
-
-    @property
-    def end(self) -> np.ndarray:
-        return self.end_ms / 1000.0
 
     @classmethod
     def empty(cls) -> FaceTracks:
