@@ -27,7 +27,7 @@ app = typer.Typer(
     help="dramasr: which character speaks each line of a long-form TV drama (DramaSR benchmark toolkit).",
 )
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("dramasr")
 
 SYNTHETIC_NOTICE = (
