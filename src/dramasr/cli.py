@@ -127,7 +127,7 @@ def evaluate(
     drama_dir: Annotated[Path, typer.Argument(help="Drama folder with ground truth.")],
     pred: Annotated[Path, typer.Option("--pred", help="Predictions: dramasr JSONL or a release prop_labels_*.json.")],
     rule: Annotated[str, typer.Option(help="Scoring rule: strict (the release's) or lenient.")] = "strict",
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for report.json, report.md and PNG plots.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for report.json, report.md and PNG plots (default: reports/DRAMA__PRED).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of tables.")] = False,
 ) -> None:
     """Score predictions against the truth: overall, per episode, per character, by line duration."""
@@ -144,9 +144,9 @@ def evaluate(
     else:
         for renderable in report_renderables(report):
             console.print(renderable)
-    if out is not None:
-        write_report(report, out)
-        console.print(f"report written to {out}")
+    out = out or Path("reports") / f"{drama.name}__{pred.stem}"
+    write_report(report, out)
+    (err_console if as_json else console).print(f"report written to {out}")
 
 
 # ---------------------------------------------------------------------------- propagate
