@@ -33,7 +33,7 @@ def test_demo_says_the_data_is_synthetic_and_scores_both_stages(tmp_path: Path) 
 def test_info_json(drama_dir: Path) -> None:
     result = runner.invoke(app, ["info", str(drama_dir), "--json"])
     assert result.exit_code == 0, result.output
-    stats = json.loads(result.output[result.output.index("{"):])
+    stats = json.loads(result.stdout)
     assert stats["lines"] == 240 and stats["episodes"] == 2
 
 

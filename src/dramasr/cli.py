@@ -67,11 +67,11 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 def _load(path: Path):
     from dramasr.data import load_drama
 
-    with console.status(f"loading {path} ..."):
+    with err_console.status(f"loading {path} ..."):
         drama = load_drama(path)
     missing = getattr(drama, "missing", [])
     if missing:
-        console.print(f"[dim]{drama.name}: optional input absent: {', '.join(missing)}[/]")
+        err_console.print(f"[dim]{drama.name}: optional input absent: {', '.join(missing)}[/]")
     return drama
 
 
