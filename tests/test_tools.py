@@ -138,3 +138,36 @@ def test_bad_line_is_a_clear_error():
     drama, ctx = _scene([(1, 0.0, 1.0, A, "一")])
     with pytest.raises(DramaError, match="no line 5"):
         TOOLS["audio_sim"].call(ctx, 5)
+
+
+def test_scene_voice_match_stays_inside_the_scene():
+    # A speaks in two scenes split by a 20 s silence; line 1 is compared with A's lines
+    # of its own scene only
+    drama, ctx = _scene([
+        (1, 0.0, 1.0, A, "一"), (1, 1.5, 2.0, A, "二"), (1, 2.5, 3.0, B, "三"),
+        (1, 23.0, 24.0, A, "四"), (1, 24.5, 25.0, A, "五"), (1, 25.5, 26.0, A, "六"),
+    ])
+    ev = TOOLS["audio_sim"].call(ctx, 1, candidates=[A, B, C])
+    assert ev.values[A]["audio_scene_count"] == 1.0  # line 0; not itself, not lines 3-5
+    assert ev.values[B]["audio_scene_count"] == 1.0
+    assert ev.values[C]["audio_scene_count"] == 0.0 and ev.values[C]["audio_scene_max"] == 0.0
+    assert ev.values[A]["audio_scene_max"] > 0.9 > ev.values[B]["audio_scene_max"]
+    later = TOOLS["audio_sim"].call(ctx, 4, candidates=[A, B])
+    assert later.values[A]["audio_scene_count"] == 2.0 and later.values[B]["audio_scene_count"] == 0.0
+
+
+def test_rival_margin_is_positive_only_for_the_leader():
+    from dramasr.reason.features import feature_table
+
+    drama, ctx = _scene([(1, float(k), k + 0.5, s, "x") for k, s in enumerate([A, A, A, B, B, B])])
+    from dramasr.reason.features import candidate_pairs
+
+    rows = candidate_pairs(ctx, np.array([0, 3]))
+    X, names, _ = feature_table(ctx, rows, ["audio_sim"])
+    rival = X[:, names.index("audio_top_vs_rival")]
+    top = X[:, names.index("audio_top")]
+    first = rows.starts[0], rows.starts[1]
+    line0 = slice(*first)
+    leader = np.argmax(top[line0])
+    assert rows.cls[line0][leader] == ctx.class_of[A] and rival[line0][leader] > 0
+    assert np.all(np.delete(rival[line0], leader) < 0)

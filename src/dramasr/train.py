@@ -33,6 +33,9 @@ HGB_PARAMS: dict[str, Any] = {
 }
 MARGIN_THRESHOLD = 0.5
 PASSES = 2
+# extra training rows from propagation with weaker seed sets drawn from the training
+# drama's truth, so the model sees more propagation errors to correct
+AUGMENT_SEEDS: tuple[str, ...] = ()
 
 
 @dataclass

@@ -18,7 +18,10 @@ TOP_K = 8  # propagation candidates kept per line
 NO_RANK = 20.0
 # columns also given as (value - best value among the line's candidates)
 RELATIVE = ("lp_score", "audio_top", "audio_max", "audio_local_top", "audio_seed_max", "audio_centroid",
-            "face_hits", "face_score")
+            "face_hits", "face_score", "audio_scene_top", "audio_scene_max")
+# columns also given as (value - best value among the line's OTHER candidates): the margin
+# over the strongest rival, positive only for the line's leader
+VERSUS_RIVAL = ("audio_top", "audio_local_top", "audio_scene_top", "audio_scene_max", "audio_centroid")
 
 
 @dataclass
@@ -125,6 +128,23 @@ def _relative(values: np.ndarray, rows: PairRows) -> np.ndarray:
     return values - np.repeat(best, np.diff(rows.starts))
 
 
+def _versus_rival(values: np.ndarray, rows: PairRows) -> np.ndarray:
+    """value minus the best value among the other candidates of the line (0 when alone)."""
+    counts = np.diff(rows.starts)
+    if not len(values):
+        return values
+    line_of_row = np.repeat(np.arange(len(counts)), counts)
+    order = np.lexsort((-values, line_of_row))
+    first = order[rows.starts[:-1]]
+    best = values[first]
+    second = np.where(counts > 1, values[order[np.minimum(rows.starts[:-1] + 1, len(values) - 1)]], best)
+    rival = np.repeat(best, counts)
+    is_first = np.zeros(len(values), bool)
+    is_first[first] = True
+    rival[is_first] = second  # rows of a line are contiguous, so `first` ascends
+    return np.where(np.repeat(counts > 1, counts), values - rival, 0.0)
+
+
 def feature_table(ctx: Context, rows: PairRows, tools: Sequence[str]) -> tuple[np.ndarray, list[str], list[str]]:
     """[P, F] float32 matrix of the base columns plus the given tools' columns, the column
     names, and the tool each column comes from ("base" for propagation and line columns)."""
@@ -138,6 +158,10 @@ def feature_table(ctx: Context, rows: PairRows, tools: Sequence[str]) -> tuple[n
         if name in columns:
             columns[name + "_vs_best"] = _relative(columns[name].astype(np.float32), rows)
             owner[name + "_vs_best"] = owner[name]
+    for name in VERSUS_RIVAL:
+        if name in columns:
+            columns[name + "_vs_rival"] = _versus_rival(columns[name].astype(np.float32), rows)
+            owner[name + "_vs_rival"] = owner[name]
     names = list(columns)
     return np.column_stack([columns[n].astype(np.float32) for n in names]), names, [owner[n] for n in names]
 

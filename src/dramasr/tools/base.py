@@ -20,6 +20,7 @@ from dramasr.data.model import DELETED_MARK, NARRATION_MARK, NEW_CHARACTER_PREFI
 from dramasr.errors import DramaError
 
 OTHER_CLASS = OTHER  # the one candidate that stands for "not a named character"
+SCENE_GAP_S = 6.0  # a silence this long between lines starts a new scene
 
 
 @dataclass(eq=False)
@@ -218,3 +219,18 @@ def episode_bounds(drama: Drama) -> tuple[np.ndarray, np.ndarray]:
         lo[ep.line_start:ep.line_stop] = ep.line_start
         hi[ep.line_start:ep.line_stop] = ep.line_stop
     return lo, hi
+
+
+def scene_ids(ctx: Context) -> np.ndarray:
+    """Per line, a scene number: runs of lines within an episode without a silence of
+    SCENE_GAP_S or more between one line's end and the next one's start."""
+    if "scene_id" not in ctx.cache:
+        lines = ctx.drama.lines
+        n = len(lines)
+        new_scene = np.ones(n, bool)
+        if n > 1:
+            same_episode = lines.episode[1:] == lines.episode[:-1]
+            silence = lines.start[1:] - lines.end[:-1]
+            new_scene[1:] = ~same_episode | (silence >= SCENE_GAP_S)
+        ctx.cache["scene_id"] = np.cumsum(new_scene) - 1
+    return ctx.cache["scene_id"]
