@@ -193,3 +193,13 @@ def test_saving_over_a_longer_drama_drops_its_extra_episodes(drama_dir: Path, tm
     save_drama(drama, out)
     assert sorted(p.name for p in (out / "subtitle_data").iterdir()) == ["0001.json"]
     assert sorted(p.name for p in (out / "sv_embedding").iterdir()) == ["0001.npy"]
+
+
+def test_written_files_get_the_usual_mode_not_the_private_temp_mode(drama_dir: Path, tmp_path: Path) -> None:
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    out = save_drama(load_drama(drama_dir), tmp_path / "copy")
+    mode = (out / "subtitle_data" / "0001.json").stat().st_mode & 0o777
+    assert mode == 0o666 & ~umask

@@ -133,7 +133,6 @@ class AttributionModel:
             **self.cheap.trees.arrays("cheap_"), **self.full.trees.arrays("full_"),
         )
         write_bytes_atomic(Path(path), buffer.getvalue())
-        Path(path).chmod(0o644)  # the temp file is private; a shipped model must be readable
         return Path(path)
 
     @classmethod
