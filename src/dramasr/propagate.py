@@ -719,7 +719,8 @@ def propagate_drama(drama: Any, seeds: Mapping[str, Sequence[int]] | str | Path 
             seeds = load_seeds(key)
         else:
             raise DramaError(f"no seed file init_seeds_{key}.json in drama {getattr(drama, 'name', '?')}",
-                             field="seeds", hint="use a seeds key the drama has, a path, or gt-1pct/gt-1shot/gt-5shot")
+                             field="--seeds",
+                             hint="use a seed file the drama has, a path, or gt-1pct/gt-1shot/gt-5shot")
     lines, faces = drama.lines, drama.faces
     return propagate(lines.embedding, lines.episode, lines.start_ms / 1000.0, lines.end_ms / 1000.0,
                      faces.episode, faces.start_ms / 1000.0, faces.end_ms / 1000.0, faces.name, faces.score,
@@ -737,9 +738,9 @@ def seed_target(mode: str, n_lines: int, k: int = 1) -> int:
         return 1
     if mode == "kshot":
         if k < 1:
-            raise DramaError(f"k must be >= 1 for k-shot seeds, got {k}", field="k")
+            raise DramaError(f"k must be >= 1 for k-shot seeds, got {k}", field="--seeds")
         return k
-    raise DramaError(f"unknown seed mode {mode!r}", field="mode", hint="use one of " + ", ".join(SEED_MODES))
+    raise DramaError(f"unknown seed mode {mode!r}", field="--seeds", hint="use one of " + ", ".join(SEED_MODES))
 
 
 def _max_spanning_tree(emb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
