@@ -77,7 +77,7 @@ class Propagation:
     label_score: np.ndarray  # float32 [N]: score when labelled (1 for seeds/new characters)
     cand_offsets: np.ndarray  # int64 [N+1]: candidates of line i are cand_*[off[i]:off[i+1]]
     cand_code: np.ndarray  # int32 [K], best first
-    cand_score: np.ndarray  # float32 [K]
+    cand_score: np.ndarray  # float32 [K] (float64 when read from a file: the values as written)
     utterance_lists: list[list[int]] = field(default_factory=list)  # per code, in labelling order
     episode: np.ndarray | None = None  # int32 [N] episode number, for predictions
 
@@ -891,7 +891,12 @@ def write_release_labels(prop: Propagation, path: str | Path) -> None:
 
 def read_release_labels(path: str | Path, episode: np.ndarray | None = None) -> Propagation:
     """Read a release prop_labels_*.json (or init_seeds_*.json) into a `Propagation`."""
-    doc = read_json(Path(path))
+    return release_labels_from_doc(read_json(Path(path)), path, episode)
+
+
+def release_labels_from_doc(doc: Any, path: str | Path | None = None,
+                            episode: np.ndarray | None = None) -> Propagation:
+    """A parsed release label document as a `Propagation` (candidate scores kept as written)."""
     try:
         chars = sorted(doc["character_list"], key=lambda c: int(c["code"]))
         names = [str(c["name"]) for c in chars]
@@ -923,7 +928,7 @@ def read_release_labels(path: str | Path, episode: np.ndarray | None = None) -> 
         is_global=np.array([bool(c.get("is_global", False)) for c in chars], bool),
         code=code, is_seed=is_seed, stage=stage.astype(np.int8), threshold=np.full(n, np.nan, np.float32),
         label_score=np.zeros(n, np.float32), cand_offsets=offsets, cand_code=np.array(cand_code, np.int32),
-        cand_score=np.array(cand_score, np.float32),
+        cand_score=np.array(cand_score, np.float64),
         utterance_lists=[[int(i) for i in c.get("utterance_list", [])] for c in chars],
         episode=None if episode is None else np.asarray(episode, np.int32),
     )

@@ -47,32 +47,19 @@ class LabelState:
 
 
 def label_state_from_release(labels: dict[str, Any], n_lines: int, *, file: str | Path | None = None) -> LabelState:
-    """Build a LabelState from a release-format label file (prop_labels_*.json).
+    """Build a LabelState from a parsed release-format label file (prop_labels_*.json).
 
     Negative codes (no character chosen) become OTHER.
     """
-    try:
-        names = [c["name"] for c in labels["character_list"]]
-        utterances = labels["utterance_label"]
-    except (KeyError, TypeError) as exc:
-        raise DramaError("not a release label file (needs character_list and utterance_label)", file=file) from exc
-    if len(utterances) != n_lines:
+    from dramasr.propagate import release_labels_from_doc
+
+    propagation = release_labels_from_doc(labels, file)
+    if len(propagation) != n_lines:
         raise DramaError(
-            f"label file has {len(utterances)} lines, the drama {n_lines}", file=file,
+            f"label file has {len(propagation)} lines, the drama {n_lines}", file=file,
             hint="the label file must come from the same drama folder",
         )
-    label, candidates, scores = [], [], []
-    is_seed = np.zeros(n_lines, bool)
-    for i, item in enumerate(utterances):
-        code = int(item.get("code", -1))
-        label.append(names[code] if 0 <= code < len(names) else OTHER)
-        is_seed[i] = bool(item.get("is_gt", False))
-        info = item.get("rel_info") or {}
-        ranked = list(info.get("_list", [])) if isinstance(info, dict) else []
-        by_name = info.get("_dict", {}) if isinstance(info, dict) else {}
-        candidates.append(ranked)
-        scores.append([float(by_name.get(name, 0.0)) for name in ranked])
-    return LabelState(label, candidates, scores, is_seed)
+    return label_state_from_propagation(propagation)
 
 
 def label_state_from_propagation(propagation: Any) -> LabelState:
