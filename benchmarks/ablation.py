@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dramasr.attribute import attribute
+from dramasr.attribute import attribute, propagate_labels
 from dramasr.data import load_drama
 from dramasr.reason.model import AttributionModel
 from dramasr.score import line_correct, scored_mask
-from dramasr.train import CHEAP_TOOLS, FULL_TOOLS, propagation_state, stage_from, training_rows
+from dramasr.train import CHEAP_TOOLS, FULL_TOOLS, stage_from, training_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -35,7 +35,7 @@ def main() -> None:
                                  if p.is_dir() and p.name not in TRAINING)
     t0 = time.time()
     train_drama = load_drama(SHARED / "dramasr" / "ren_shi_jian")
-    data = training_rows(train_drama, propagation_state(train_drama))
+    data = training_rows(train_drama, propagate_labels(train_drama))
     models: dict[str, AttributionModel] = {}
     for removed in ("none", *FULL_TOOLS):
         cheap = tuple(t for t in CHEAP_TOOLS if t != removed)
@@ -45,7 +45,7 @@ def main() -> None:
     table: dict[str, dict[str, dict[str, float]]] = {}
     for name in names:
         drama = load_drama(SHARED / "dramasr" / name)
-        labels = propagation_state(drama)
+        labels = propagate_labels(drama)
         truth, named = drama.lines.speaker, drama.named_characters()
         scored, short = scored_mask(truth), drama.lines.duration < 2.0
         for removed, model in models.items():

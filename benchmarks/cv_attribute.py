@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dramasr.attribute import propagate_labels
 from dramasr.data import load_drama
 from dramasr.reason.features import feature_table
 from dramasr.reason.model import normalise, top_two
@@ -32,7 +33,6 @@ from dramasr.train import (
     _columns,
     episode_folds,
     fit_trees,
-    propagation_state,
     training_rows,
 )
 
@@ -56,14 +56,14 @@ def main() -> None:
 
         state = label_state_from_release(orjson.loads(Path(args.labels).read_bytes()), len(drama.lines))
     else:
-        state = propagation_state(drama)
+        state = propagate_labels(drama)
     data = training_rows(drama, state)
     print(f"features: {len(data.y)} pairs x {data.X.shape[1]} columns in {time.time() - t0:.0f} s")
     augment_keys = AUGMENT_SEEDS if args.augment is None else tuple(k for k in args.augment.split(",") if k)
     extra = []
     for key in augment_keys:
         t = time.time()
-        part = training_rows(drama, propagation_state(drama, key))
+        part = training_rows(drama, propagate_labels(drama, key))
         assert part.feature_names == data.feature_names
         extra.append(part)
         print(f"augment {key}: {len(part.y)} pairs in {time.time() - t:.0f} s")

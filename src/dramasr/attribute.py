@@ -49,6 +49,7 @@ class Attribution:
 
 def propagate_labels(drama: Drama, seeds: Mapping[str, Sequence[int]] | str | Path = "1pct",
                      hook: Hook | None = None) -> LabelState:
+    """Our label propagation from the seeds, as the LabelState the tools read (also what training sees)."""
     from dramasr.propagate import propagate_drama
 
     return label_state_from_propagation(propagate_drama(drama, seeds, progress=hook))
@@ -136,20 +137,6 @@ def _evidence_values(ctx: Context, rows: PairRows, best_row: np.ndarray,
             col = X[back, c]
             values[name] = (col[:n], col[n:])
     return values
-
-
-def attribute_folder(drama_dir: str | Path, out: str | Path, *, seeds: str | Path = "1pct",
-                     model_path: str | Path | None = None, passes: int | None = None,
-                     hook: Hook | None = None) -> Attribution:
-    """Load a drama folder, attribute it, write the JSONL atomically."""
-    from dramasr.data import load_drama
-    from dramasr.data.predictions import write_predictions
-
-    drama = load_drama(drama_dir)
-    model = AttributionModel.load(model_path) if model_path is not None else None
-    result = attribute(drama, seeds=seeds, model=model, passes=passes, hook=hook)
-    write_predictions(out, result.records)
-    return result
 
 
 def attribute_drama(drama: Drama, seeds: Mapping[str, Sequence[int]] | str | Path = "1pct", *,

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from dramasr.attribute import propagate_labels
 from dramasr.data.model import Drama
 from dramasr.errors import DramaError
 from dramasr.reason.features import PairRows, candidate_pairs, feature_table
@@ -48,14 +49,6 @@ class TrainingRows:
     owner: list[str]  # tool of each column
     y: np.ndarray  # bool [P]
     row_episode: np.ndarray  # int32 [P]
-
-
-def propagation_state(drama: Drama, seeds: Any = "1pct") -> LabelState:
-    """Run our label propagation and wrap it as a LabelState."""
-    from dramasr.propagate import propagate_drama
-    from dramasr.tools import label_state_from_propagation
-
-    return label_state_from_propagation(propagate_drama(drama, seeds))
 
 
 def training_rows(drama: Drama, state: LabelState, tools: Sequence[str] = FULL_TOOLS) -> TrainingRows:
@@ -115,14 +108,6 @@ def train(dramas: Sequence[Drama], states: Sequence[LabelState], *, params: dict
     return AttributionModel(cheap, full, margin_threshold, passes, info)
 
 
-def train_from_folders(folders: Sequence[str | Path], *, seeds: str | Path = "1pct", out: str | Path | None = None,
-                       params: dict[str, Any] | None = None, hook: StageHook | None = None) -> Path:
-    """Like `train_model`, from drama folders."""
-    from dramasr.data import load_drama
-
-    return train_model([load_drama(folder) for folder in folders], output=out, seeds=seeds, params=params, hook=hook)
-
-
 def _concat(parts: list[TrainingRows]) -> TrainingRows:
     names = parts[0].feature_names
     for part in parts[1:]:
@@ -176,6 +161,6 @@ def train_model(dramas: Sequence[Drama], *, output: str | Path | None = None, se
     for k, drama in enumerate(dramas):
         if report:
             report(f"propagating {drama.name}", 0.3 * k / len(dramas))
-        states.append(propagation_state(drama, seeds))
+        states.append(propagate_labels(drama, seeds))
     model = train(dramas, states, params=params, hook=(lambda m, f: report(m, 0.3 + 0.7 * f)) if report else None)
     return model.save(Path(output) if output is not None else default_model_path())
