@@ -69,9 +69,8 @@ def _load(path: Path):
 
     with err_console.status(f"loading {path} ..."):
         drama = load_drama(path)
-    missing = getattr(drama, "missing", [])
-    if missing:
-        err_console.print(f"[dim]{drama.name}: optional input absent: {', '.join(missing)}[/]")
+    if drama.missing:
+        err_console.print(f"[dim]{drama.name}: optional input absent: {', '.join(drama.missing)}[/]")
     return drama
 
 

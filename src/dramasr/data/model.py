@@ -130,6 +130,7 @@ class Drama:
     seed_files: dict[str, dict[str, Any]] = field(default_factory=dict)  # "1pct" -> raw JSON
     label_files: dict[str, Any] = field(default_factory=dict)  # "1pct_apw" -> path of prop_labels
     source: str | None = None  # folder it was read from
+    missing: list[str] = field(default_factory=list)  # optional inputs the source did not have
 
     @property
     def cast(self) -> list[str]:

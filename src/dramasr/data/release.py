@@ -295,9 +295,8 @@ def load_drama(path: str | Path) -> Drama:
     drama = Drama(
         name=root.name, episodes=episodes, lines=lines, faces=faces.build(), face_info=face_info,
         relation=relation, captions=captions, seed_files=seed_files, label_files=label_files,
-        source=str(root),
+        source=str(root), missing=missing,
     )
-    drama.missing = missing  # type: ignore[attr-defined]
     return drama
 
 

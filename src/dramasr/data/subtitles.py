@@ -259,6 +259,5 @@ def lines_from_subtitles(
     )
     episode = Episode(number=episode_number, stem=f"{episode_number:04d}", line_start=0, line_stop=n,
                       face_start=0, face_stop=0, episode_idx=episode_number - 1)
-    drama = Drama(name=name, episodes=[episode], lines=lines, faces=FaceTracks.empty(), face_info={})
-    drama.missing = missing  # type: ignore[attr-defined]
-    return drama
+    return Drama(name=name, episodes=[episode], lines=lines, faces=FaceTracks.empty(), face_info={},
+                 missing=missing)
