@@ -22,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from dramasr.score import ALL_DURATION_BUCKETS
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-BUCKETS = ("<1s", "1-2s", "2-3s", ">=3s", "<2s", ">=2s")
+BUCKETS = tuple(b.label for b in ALL_DURATION_BUCKETS)
 
 
 def accuracy_report(drama, pred: list[str]) -> dict[str, float]:
