@@ -123,7 +123,8 @@ def main() -> None:
     for p in (2, 3):
         best, _, _ = top_two(score, rows.starts)
         labels = list(ctx.state.label)
-        for i, name in zip(rows.lines.tolist(), speaker_names(ctx, rows.lines, rows.cls[best]), strict=True):
+        named = speaker_names(ctx, rows.lines, rows.cls[best], rows, score)
+        for i, name in zip(rows.lines.tolist(), named, strict=True):
             labels[i] = name
         # lines not scored in CV (deleted) keep propagation's labels
         ctx = ctx.relabel(labels)

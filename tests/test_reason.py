@@ -8,8 +8,11 @@ import pytest
 from tests.helpers import make_drama
 
 from dramasr.attribute import attribute
+from dramasr.data.model import speech_parts
+from dramasr.reason.features import candidate_pairs
 from dramasr.reason.model import AttributionModel, TreeEnsemble, default_model_path, top_two
-from dramasr.tools import LabelState, label_state_from_release
+from dramasr.reason.policy import speaker_names
+from dramasr.tools import Context, LabelState, label_state_from_release
 from dramasr.train import train
 
 A, B = "周秉义", "郑娟"
@@ -163,3 +166,24 @@ def test_drama_without_faces_still_names_its_seed_characters():
     drama, state = _dialogue(seed=4, faces=False)
     result = attribute(drama, labels=state, model=model)
     assert {A, B} <= set(result.labels)
+
+
+def test_speech_parts_counts_speakers_sharing_a_subtitle():
+    assert speech_parts("好") == 1
+    assert speech_parts("走吧 哥/没事") == 2
+    assert speech_parts("来/放心/喝酒") == 3
+    assert speech_parts("/没事") == 1  # an empty side is no speaker
+
+
+def test_a_shared_subtitle_predicted_as_other_is_named_as_the_release_does():
+    drama, state = _dialogue(n_scenes=1)
+    drama.lines.text[2] = "走吧 哥/没事"
+    ctx = Context.build(drama, state)
+    lines = np.array([2, 3])
+    rows = candidate_pairs(ctx, lines)
+    score = np.where(rows.cls == ctx.other, 0.5, 0.0) + np.where(rows.cls == ctx.class_of[B], 0.3, 0.0)
+    score += np.where(rows.cls == ctx.class_of[A], 0.2, 0.0)
+    names = speaker_names(ctx, lines, np.array([ctx.other, ctx.other]), rows, score)
+    assert names[0] == f"{B}/{A}"  # best-scored named candidates first
+    assert names[1] == "其他"  # one speaker's words: no pair is made up
+    assert speaker_names(ctx, lines[:1], np.array([ctx.other]))[0] == "其他"  # no scores: no names

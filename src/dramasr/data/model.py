@@ -18,6 +18,16 @@ NEW_CHARACTER_PREFIX = "新角色-"
 
 # Optional per-line boolean stored as int8: -1 = field absent in the source file.
 ABSENT = -1
+# The release writes the words of two or more speakers that share one subtitle with this
+# mark between them ("走吧 哥/没事"), and their truth as "A/B".
+SPEAKER_SEPARATOR = "/"
+
+
+def speech_parts(text: str) -> int:
+    """How many speakers' words a subtitle line holds (1 unless it is split by "/")."""
+    if SPEAKER_SEPARATOR not in text:
+        return 1
+    return max(1, sum(1 for part in text.split(SPEAKER_SEPARATOR) if part.strip()))
 
 
 class _TimeSpans:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dramasr.data.model import NEW_CHARACTER_PREFIX
+from dramasr.data.model import NEW_CHARACTER_PREFIX, speech_parts
 from dramasr.tools import TOOLS, Context
 from dramasr.tools.base import episode_bounds
 
@@ -114,11 +114,15 @@ def base_columns(ctx: Context, rows: PairRows) -> dict[str, np.ndarray]:
     lines = ctx.drama.lines
     duration = lines.duration.astype(np.float32)
     text_len = np.fromiter((len(t) for t in lines.text), np.float32, len(lines))
+    if "speech_parts" not in ctx.cache:
+        ctx.cache["speech_parts"] = np.fromiter((speech_parts(t) for t in lines.text), np.float32, len(lines))
     columns.update({
         "is_other": (rows.cls == ctx.other).astype(np.float32),
         "is_current": (ctx.label_class[rows.line] == rows.cls).astype(np.float32),
         "duration_s": duration[rows.line],
         "text_len": text_len[rows.line],
+        # several speakers in one subtitle: no single named character is its speaker
+        "speech_parts": ctx.cache["speech_parts"][rows.line],
     })
     return columns
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dramasr.data.model import NARRATION_MARK, NEW_CHARACTER_PREFIX, OTHER
+from dramasr.data.model import NARRATION_MARK, NEW_CHARACTER_PREFIX, OTHER, SPEAKER_SEPARATOR, speech_parts
 from dramasr.reason.features import PairRows, candidate_pairs, feature_matrix
 from dramasr.reason.model import AttributionModel, Stage, normalise, select, top_two
 from dramasr.tools import Context
@@ -53,18 +53,39 @@ def subset_rows(rows: PairRows, keep_line: np.ndarray) -> tuple[PairRows, np.nda
     return PairRows(rows.line[position], rows.cls[position], starts, rows.lines[keep_line]), position
 
 
-def speaker_names(ctx: Context, lines: np.ndarray, classes: np.ndarray) -> list[str]:
-    """Class -> output name. OTHER keeps propagation's non-named label (a new character)."""
+def speaker_names(ctx: Context, lines: np.ndarray, classes: np.ndarray, rows: PairRows | None = None,
+                  score: np.ndarray | None = None) -> list[str]:
+    """Class -> output name. OTHER keeps propagation's non-named label (a new character);
+    on a subtitle holding several speakers' words (see `speech_parts`) it names them as the
+    release does, "A/B", from the line's best-scored named candidates when `rows` and
+    `score` are given."""
+    parts = ctx.cache.get("speech_parts")
+    if parts is None:
+        parts = np.fromiter((speech_parts(t) for t in ctx.drama.lines.text), np.float32, len(ctx.drama.lines))
+        ctx.cache["speech_parts"] = parts
     out = []
-    for i, c in zip(lines.tolist(), classes.tolist(), strict=True):
+    for k, (i, c) in enumerate(zip(lines.tolist(), classes.tolist(), strict=True)):
         if c != ctx.other:
             out.append(ctx.classes[c])
             continue
+        if rows is not None and score is not None and parts[i] >= 2:
+            shared = _shared_speakers(ctx, rows, score, k, int(parts[i]))
+            if shared:
+                out.append(shared)
+                continue
         current = ctx.state.label[i]
         discovered = current not in ctx.class_of and NARRATION_MARK not in current
         keep = current.startswith(NEW_CHARACTER_PREFIX) or discovered
         out.append(current if keep else OTHER)
     return out
+
+
+def _shared_speakers(ctx: Context, rows: PairRows, score: np.ndarray, k: int, n: int) -> str:
+    """ "A/B": the n best-scored named candidates of the k-th line ("" when fewer than two)."""
+    lo, hi = int(rows.starts[k]), int(rows.starts[k + 1])
+    order = lo + np.argsort(-score[lo:hi], kind="stable")
+    named = [ctx.classes[int(rows.cls[r])] for r in order if int(rows.cls[r]) != ctx.other][:n]
+    return SPEAKER_SEPARATOR.join(named) if len(named) >= 2 else ""
 
 
 def run_policy(ctx: Context, model: AttributionModel, *, passes: int | None = None,
@@ -89,7 +110,7 @@ def run_policy(ctx: Context, model: AttributionModel, *, passes: int | None = No
             sub, position = subset_rows(rows, close)
             score[position] = stage_scores(ctx, sub, model.full)
         best_row, best, second = top_two(score, rows.starts)
-        names = speaker_names(ctx, lines, rows.cls[best_row])
+        names = speaker_names(ctx, lines, rows.cls[best_row], rows, score)
         labels = list(ctx.state.label)
         for i, name in zip(lines.tolist(), names, strict=True):
             labels[i] = name
