@@ -21,7 +21,11 @@ RELATIVE = ("lp_score", "audio_top", "audio_max", "audio_local_top", "audio_seed
             "face_hits", "face_score", "audio_scene_top", "audio_scene_max")
 # columns also given as (value - best value among the line's OTHER candidates): the margin
 # over the strongest rival, positive only for the line's leader
-VERSUS_RIVAL = ("audio_top", "audio_local_top", "audio_scene_top", "audio_scene_max", "audio_centroid")
+VERSUS_RIVAL = ("audio_top", "audio_local_top", "audio_scene_top", "audio_scene_max", "audio_centroid",
+                "audio_max", "audio_seed_max", "audio_top_vs_typical", "lp_score", "face_hits", "face_score",
+                "face_share", "ctx_scene", "ctx_nearby", "ctx_voice_nearby")
+# the same for columns where lower is better (the margin is the rival's value minus this one's)
+VERSUS_RIVAL_LOWER = ("face_near_s",)
 
 
 @dataclass
@@ -162,9 +166,10 @@ def feature_table(ctx: Context, rows: PairRows, tools: Sequence[str]) -> tuple[n
         if name in columns:
             columns[name + "_vs_best"] = _relative(columns[name].astype(np.float32), rows)
             owner[name + "_vs_best"] = owner[name]
-    for name in VERSUS_RIVAL:
+    for name in VERSUS_RIVAL + VERSUS_RIVAL_LOWER:
         if name in columns:
-            columns[name + "_vs_rival"] = _versus_rival(columns[name].astype(np.float32), rows)
+            sign = -1.0 if name in VERSUS_RIVAL_LOWER else 1.0
+            columns[name + "_vs_rival"] = _versus_rival(sign * columns[name].astype(np.float32), rows)
             owner[name + "_vs_rival"] = owner[name]
     names = list(columns)
     return np.column_stack([columns[n].astype(np.float32) for n in names]), names, [owner[n] for n in names]

@@ -3,8 +3,10 @@
 Per (line, candidate): mean of the top-k cosine similarities to the candidate's lines over
 the whole drama, within the episode and within the scene (the line itself excluded), the
 maximum, how many lines the candidate holds, similarity to the candidate's seed lines and
-to its centroid. A voice drifts from scene to scene (same-character cosine ~0.50 inside a
-scene, ~0.39 across episodes), so the scene-local match is the sharpest of these.
+to its centroid, and those similarities normalised by the line's scores against a cohort of
+the drama's lines (score normalisation, as in speaker verification). A voice drifts from
+scene to scene (same-character cosine ~0.50 inside a scene, ~0.39 across episodes), so the
+scene-local match is the sharpest of these.
 Similarities are computed in row blocks, never as one N x N matrix.
 """
 
@@ -17,6 +19,8 @@ from dramasr.tools.base import Context, Tool, scene_ids
 TOP_K = 5
 LOCAL_TOP_K = 3
 SCENE_TOP_K = 2
+COHORT_SIZE = 4000  # lines drawn (fixed seed) from the drama for score normalisation
+COHORT_TOP = 200
 BLOCK_ROWS = 1024  # 1024 x 50K float32 = 200 MB per block; also keeps BLAS calls small
 
 
@@ -26,6 +30,28 @@ def unit_embeddings(ctx: Context) -> np.ndarray:
         norm = np.linalg.norm(emb, axis=1, keepdims=True)
         ctx.cache["unit_embedding"] = emb / np.maximum(norm, 1e-8)
     return ctx.cache["unit_embedding"]
+
+
+def cohort_stats(ctx: Context) -> dict[str, np.ndarray]:
+    """How a line's voice scores against a fixed cohort of the drama's lines, whoever speaks
+    them: the mean and spread of all cohort similarities and of the best COHORT_TOP. A short,
+    noisy line scores high or low against everyone alike; dividing it out (as score
+    normalisation in speaker verification does) makes its matches comparable to other lines'.
+    Label-free, so cached per drama."""
+    if "cohort" not in ctx.cache:
+        unit = unit_embeddings(ctx)
+        n = len(unit)
+        cohort = unit[np.random.default_rng(0).choice(n, min(n, COHORT_SIZE), replace=False)]
+        top_k = min(COHORT_TOP, len(cohort))
+        stats = {k: np.zeros(n, np.float32) for k in ("mean", "spread", "top_mean", "top_spread")}
+        for lo in range(0, n, BLOCK_ROWS * 2):
+            hi = min(n, lo + BLOCK_ROWS * 2)
+            sims = unit[lo:hi] @ cohort.T
+            best = np.partition(sims, sims.shape[1] - top_k, axis=1)[:, -top_k:]
+            stats["mean"][lo:hi], stats["spread"][lo:hi] = sims.mean(1), sims.std(1)
+            stats["top_mean"][lo:hi], stats["top_spread"][lo:hi] = best.mean(1), best.std(1)
+        ctx.cache["cohort"] = stats
+    return ctx.cache["cohort"]
 
 
 def _masked_top_mean(sub: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -132,7 +158,8 @@ class AudioSim(Tool):
         "Voice similarity of the line to each candidate's currently labelled lines: mean of the top-5 "
         "cosine similarities over the drama and within the episode, the top-2 mean and best match among its "
         "lines in the same scene (no 6 s silence between) and how many it holds there, the best match, how "
-        "many lines the candidate holds, similarity to its seed lines and to its voice centroid."
+        "many lines the candidate holds, similarity to its seed lines and to its voice centroid; the main "
+        "similarities also normalised by how the line scores against a fixed cohort of the drama's lines."
     )
     cost = 1.0
 
@@ -140,7 +167,9 @@ class AudioSim(Tool):
         t = audio_tables(ctx)
         own = ctx.label_class[pair_line] == pair_class
         count = t["count"][pair_class] - own  # the line's own label is not evidence for it
-        return {
+        cohort = cohort_stats(ctx)
+        centre, spread = cohort["top_mean"][pair_line], np.maximum(cohort["top_spread"][pair_line], 1e-3)
+        values = {
             "audio_top": t["top"][pair_line, pair_class],
             "audio_max": t["max"][pair_line, pair_class],
             "audio_top_vs_typical": t["top"][pair_line, pair_class] - t["typical"][pair_class],
@@ -152,7 +181,13 @@ class AudioSim(Tool):
             "audio_scene_count": t["scene_count"][pair_line, pair_class],
             "audio_seed_max": t["seed_max"][pair_line, pair_class],
             "audio_centroid": t["centroid"][pair_line, pair_class],
+            "voice_cohort_mean": cohort["mean"][pair_line],
+            "voice_cohort_spread": cohort["spread"][pair_line],
+            "voice_cohort_top_mean": centre,
         }
+        for name in ("audio_top", "audio_max", "audio_scene_top", "audio_centroid", "audio_local_top"):
+            values[name + "_norm"] = (values[name] - centre) / spread
+        return values
 
     def describe(self, ctx: Context, line: int, values: dict[str, dict[str, float]]) -> str:
         ranked = sorted(values.items(), key=lambda kv: -kv[1]["audio_top"])
