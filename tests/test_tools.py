@@ -171,3 +171,25 @@ def test_rival_margin_is_positive_only_for_the_leader():
     leader = np.argmax(top[line0])
     assert rows.cls[line0][leader] == ctx.class_of[A] and rival[line0][leader] > 0
     assert np.all(np.delete(rival[line0], leader) < 0)
+
+
+def test_cohort_normalisation_discounts_a_voice_that_matches_everyone():
+    # lines 0 and 1 match A's voice equally (cosine ~0.58), but line 0 matches B and C as
+    # well: normalised by how it scores against the drama's other lines, its match is weak
+    rng = np.random.default_rng(0)
+    axes = np.eye(16)
+    speakers = [A, A] + [A] * 30 + [B] * 30 + [C] * 30
+    centre = {A: axes[0], B: axes[1], C: axes[2]}
+    voices = [centre[s] + 0.02 * rng.normal(size=16) for s in speakers]
+    voices[0] = (axes[0] + axes[1] + axes[2]) / np.sqrt(3)
+    voices[1] = 0.577 * axes[0] + 0.816 * axes[3]
+    lines = [(1, 2.0 * k, 2.0 * k + 1, s, "x") for k, s in enumerate(speakers)]
+    drama = make_drama(lines, cast=[A, B, C], embeddings=np.asarray(voices, np.float32))
+    state = LabelState(list(speakers), [[A, B, C]] * len(lines), [[0.5, 0.4, 0.3]] * len(lines),
+                       np.zeros(len(lines), bool))
+    ctx = Context.build(drama, state, classes=[A, B, C])
+    generic = TOOLS["audio_sim"].call(ctx, 0, candidates=[A]).values[A]
+    distinct = TOOLS["audio_sim"].call(ctx, 1, candidates=[A]).values[A]
+    assert abs(generic["audio_top"] - distinct["audio_top"]) < 0.05
+    assert distinct["audio_top_norm"] > generic["audio_top_norm"] + 1.0
+    assert generic["voice_cohort_top_mean"] > distinct["voice_cohort_top_mean"]

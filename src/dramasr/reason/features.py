@@ -111,6 +111,14 @@ def episode_bounds_cached(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
     return ctx.cache["episode_bounds"]
 
 
+def line_speech_parts(ctx: Context) -> np.ndarray:
+    """Per line of the drama: how many speakers' words it holds (`speech_parts`); cached."""
+    if "speech_parts" not in ctx.cache:
+        texts = ctx.drama.lines.text
+        ctx.cache["speech_parts"] = np.fromiter((speech_parts(t) for t in texts), np.float32, len(texts))
+    return ctx.cache["speech_parts"]
+
+
 def base_columns(ctx: Context, rows: PairRows) -> dict[str, np.ndarray]:
     if "lp_columns" not in ctx.cache or ctx.cache["lp_columns"][0] is not rows:
         ctx.cache["lp_columns"] = (rows, _propagation_columns(ctx, rows) | _neighbour_scores(ctx, rows))
@@ -118,15 +126,13 @@ def base_columns(ctx: Context, rows: PairRows) -> dict[str, np.ndarray]:
     lines = ctx.drama.lines
     duration = lines.duration.astype(np.float32)
     text_len = np.fromiter((len(t) for t in lines.text), np.float32, len(lines))
-    if "speech_parts" not in ctx.cache:
-        ctx.cache["speech_parts"] = np.fromiter((speech_parts(t) for t in lines.text), np.float32, len(lines))
     columns.update({
         "is_other": (rows.cls == ctx.other).astype(np.float32),
         "is_current": (ctx.label_class[rows.line] == rows.cls).astype(np.float32),
         "duration_s": duration[rows.line],
         "text_len": text_len[rows.line],
         # several speakers in one subtitle: no single named character is its speaker
-        "speech_parts": ctx.cache["speech_parts"][rows.line],
+        "speech_parts": line_speech_parts(ctx)[rows.line],
     })
     return columns
 

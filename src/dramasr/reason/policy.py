@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dramasr.data.model import NARRATION_MARK, NEW_CHARACTER_PREFIX, OTHER, SPEAKER_SEPARATOR, speech_parts
-from dramasr.reason.features import PairRows, candidate_pairs, feature_matrix
+from dramasr.data.model import NARRATION_MARK, NEW_CHARACTER_PREFIX, OTHER, SPEAKER_SEPARATOR
+from dramasr.reason.features import PairRows, candidate_pairs, feature_matrix, line_speech_parts
 from dramasr.reason.model import AttributionModel, Stage, normalise, select, top_two
 from dramasr.tools import Context
 
@@ -59,10 +59,7 @@ def speaker_names(ctx: Context, lines: np.ndarray, classes: np.ndarray, rows: Pa
     on a subtitle holding several speakers' words (see `speech_parts`) it names them as the
     release does, "A/B", from the line's best-scored named candidates when `rows` and
     `score` are given."""
-    parts = ctx.cache.get("speech_parts")
-    if parts is None:
-        parts = np.fromiter((speech_parts(t) for t in ctx.drama.lines.text), np.float32, len(ctx.drama.lines))
-        ctx.cache["speech_parts"] = parts
+    parts = line_speech_parts(ctx)
     out = []
     for k, (i, c) in enumerate(zip(lines.tolist(), classes.tolist(), strict=True)):
         if c != ctx.other:
