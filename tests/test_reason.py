@@ -187,3 +187,13 @@ def test_a_shared_subtitle_predicted_as_other_is_named_as_the_release_does():
     assert names[0] == f"{B}/{A}"  # best-scored named candidates first
     assert names[1] == "其他"  # one speaker's words: no pair is made up
     assert speaker_names(ctx, lines[:1], np.array([ctx.other]))[0] == "其他"  # no scores: no names
+
+
+def test_attribution_records_a_shared_subtitle():
+    train_drama, train_state = _dialogue(seed=0)
+    model = train([train_drama], [train_state], params=SMALL)
+    drama, state = _dialogue(seed=5)
+    drama.lines.text[4] = "走吧 哥/没事"
+    result = attribute(drama, labels=state, model=model)
+    assert result.records[4].evidence["speakers_in_subtitle"] == 2
+    assert "speakers_in_subtitle" not in result.records[5].evidence

@@ -15,7 +15,7 @@ import numpy as np
 
 from dramasr.data.model import Drama
 from dramasr.data.predictions import PredictionRecord
-from dramasr.reason.features import PairRows, feature_table
+from dramasr.reason.features import PairRows, feature_table, line_speech_parts
 from dramasr.reason.model import AttributionModel, load_default_model
 from dramasr.reason.policy import Decisions, run_policy
 from dramasr.tools import Context, LabelState, label_state_from_propagation
@@ -102,6 +102,7 @@ def _records(ctx: Context, labels: LabelState, decisions: Decisions) -> list[Pre
     for i in np.flatnonzero(labels.is_seed).tolist():
         out[i] = PredictionRecord(i, episode[i], labels.label[i], 1.0, None, ((labels.label[i], 1.0),), {"seed": True})
     final = decisions.labels
+    parts = line_speech_parts(ctx)
     second_cls = rows.cls[second_row]
     for k, i in enumerate(rows.lines.tolist()):
         lo, hi = rows.starts[k], rows.starts[k + 1]
@@ -114,6 +115,8 @@ def _records(ctx: Context, labels: LabelState, decisions: Decisions) -> list[Pre
             "propagation": labels.label[i],
             "speaker": {v: round(float(evidence[c][0][k]), 3) for c, v in _EVIDENCE.items() if c in evidence},
         }
+        if parts[i] > 1:
+            ev["speakers_in_subtitle"] = int(parts[i])  # words of several speakers: named "A/B"
         if runner is not None:
             ev["runner_up"] = {v: round(float(evidence[c][1][k]), 3) for c, v in _EVIDENCE.items() if c in evidence}
         out[i] = PredictionRecord(i, episode[i], final[i], round(float(decisions.confidence[k]), 4), runner, cands, ev)
