@@ -191,5 +191,5 @@ def test_cohort_normalisation_discounts_a_voice_that_matches_everyone():
     generic = TOOLS["audio_sim"].call(ctx, 0, candidates=[A]).values[A]
     distinct = TOOLS["audio_sim"].call(ctx, 1, candidates=[A]).values[A]
     assert abs(generic["audio_top"] - distinct["audio_top"]) < 0.05
-    assert distinct["audio_top_norm"] > generic["audio_top_norm"] + 1.0
+    assert distinct["audio_top_norm"] > generic["audio_top_norm"] + 0.5
     assert generic["voice_cohort_top_mean"] > distinct["voice_cohort_top_mean"]

@@ -41,14 +41,17 @@ def cohort_stats(ctx: Context) -> dict[str, np.ndarray]:
     if "cohort" not in ctx.cache:
         unit = unit_embeddings(ctx)
         n = len(unit)
-        cohort = unit[np.random.default_rng(0).choice(n, min(n, COHORT_SIZE), replace=False)]
-        top_k = min(COHORT_TOP, len(cohort))
+        members = np.random.default_rng(0).choice(n, min(n, COHORT_SIZE), replace=False)
+        cohort = unit[members]
+        top_k = min(COHORT_TOP, len(cohort) - 1)  # a cohort member has one line less to compare with
         stats = {k: np.zeros(n, np.float32) for k in ("mean", "spread", "top_mean", "top_spread")}
-        for lo in range(0, n, BLOCK_ROWS * 2):
+        for lo in range(0, n if top_k > 0 else 0, BLOCK_ROWS * 2):
             hi = min(n, lo + BLOCK_ROWS * 2)
             sims = unit[lo:hi] @ cohort.T
-            best = np.partition(sims, sims.shape[1] - top_k, axis=1)[:, -top_k:]
-            stats["mean"][lo:hi], stats["spread"][lo:hi] = sims.mean(1), sims.std(1)
+            own = (members >= lo) & (members < hi)
+            sims[members[own] - lo, np.flatnonzero(own)] = np.nan  # a line is not its own cohort
+            stats["mean"][lo:hi], stats["spread"][lo:hi] = np.nanmean(sims, 1), np.nanstd(sims, 1)
+            best = np.partition(np.nan_to_num(sims, nan=-2.0), sims.shape[1] - top_k, axis=1)[:, -top_k:]
             stats["top_mean"][lo:hi], stats["top_spread"][lo:hi] = best.mean(1), best.std(1)
         ctx.cache["cohort"] = stats
     return ctx.cache["cohort"]
