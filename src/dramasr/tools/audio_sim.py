@@ -32,6 +32,12 @@ def unit_embeddings(ctx: Context) -> np.ndarray:
     return ctx.cache["unit_embedding"]
 
 
+def _mask_self(sims: np.ndarray, columns: np.ndarray, lo: int, hi: int, value: float) -> None:
+    """sims[rows lo:hi, columns = lines] -> `value` where a row's line is the column's line."""
+    own = (columns >= lo) & (columns < hi)
+    sims[columns[own] - lo, np.flatnonzero(own)] = value
+
+
 def cohort_stats(ctx: Context) -> dict[str, np.ndarray]:
     """How a line's voice scores against a fixed cohort of the drama's lines, whoever speaks
     them: the mean and spread of all cohort similarities and of the best COHORT_TOP. A short,
@@ -48,8 +54,7 @@ def cohort_stats(ctx: Context) -> dict[str, np.ndarray]:
         for lo in range(0, n if top_k > 0 else 0, BLOCK_ROWS * 2):
             hi = min(n, lo + BLOCK_ROWS * 2)
             sims = unit[lo:hi] @ cohort.T
-            own = (members >= lo) & (members < hi)
-            sims[members[own] - lo, np.flatnonzero(own)] = np.nan  # a line is not its own cohort
+            _mask_self(sims, members, lo, hi, np.nan)  # a line is not its own cohort
             stats["mean"][lo:hi], stats["spread"][lo:hi] = np.nanmean(sims, 1), np.nanstd(sims, 1)
             best = np.partition(np.nan_to_num(sims, nan=-2.0), sims.shape[1] - top_k, axis=1)[:, -top_k:]
             stats["top_mean"][lo:hi], stats["top_spread"][lo:hi] = best.mean(1), best.std(1)
@@ -127,8 +132,7 @@ def audio_tables(ctx: Context) -> dict[str, np.ndarray]:
         for lo in range(0, n, BLOCK_ROWS * 8):
             hi = min(n, lo + BLOCK_ROWS * 8)
             sims = unit[lo:hi] @ unit[seeds].T
-            own = (seeds >= lo) & (seeds < hi)
-            sims[seeds[own] - lo, np.flatnonzero(own)] = -2.0
+            _mask_self(sims, seeds, lo, hi, -2.0)
             for c in np.unique(seed_class):
                 seed_best[lo:hi, c] = np.maximum(sims[:, seed_class == c].max(1), 0.0)
 
