@@ -193,3 +193,26 @@ def test_cohort_normalisation_discounts_a_voice_that_matches_everyone():
     assert abs(generic["audio_top"] - distinct["audio_top"]) < 0.05
     assert distinct["audio_top_norm"] > generic["audio_top_norm"] + 0.5
     assert generic["voice_cohort_top_mean"] > distinct["voice_cohort_top_mean"]
+
+
+def test_voice_model_weighs_the_dimensions_that_tell_voices_apart():
+    # A and B differ only along one axis; every line also carries large shared noise. Line 0
+    # is A's voice with B's line 70's noise: its nearest line is B's, yet the voice model,
+    # fitted to the labels, gives A.
+    rng = np.random.default_rng(0)
+    speakers = [A] * 60 + [B] * 60
+    voices = rng.normal(size=(120, 16))
+    voices[:, 0] = np.where(np.asarray(speakers) == A, 1.0, -1.0) + 0.1 * rng.normal(size=120)
+    voices[:, 1] += 6.0  # a shared direction: every voice is alike by cosine
+    voices[0, 1:] = voices[70, 1:]
+    lines = [(1 + k // 40, 2.0 * k, 2.0 * k + 1, s, "x") for k, s in enumerate(speakers)]
+    drama = make_drama(lines, cast=[A, B], embeddings=voices.astype(np.float32))
+    state = LabelState(list(speakers), [[A, B]] * len(lines), [[0.5, 0.4]] * len(lines), np.zeros(len(lines), bool))
+    ctx = Context.build(drama, state, classes=[A, B])
+    values = TOOLS["audio_sim"].call(ctx, 0, candidates=[A, B]).values
+    assert values[B]["audio_max"] > values[A]["audio_max"]  # the nearest line is B's
+    assert values[A]["audio_model_logp"] > np.log(0.7) > values[B]["audio_model_logp"]
+    # the model follows the current labels: with A and B swapped it names B
+    swapped = ctx.relabel([B if s == A else A for s in speakers])
+    values = TOOLS["audio_sim"].call(swapped, 0, candidates=[A, B]).values
+    assert values[B]["audio_model_logp"] > values[A]["audio_model_logp"]

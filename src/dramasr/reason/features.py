@@ -23,7 +23,7 @@ RELATIVE = ("lp_score", "audio_top", "audio_max", "audio_local_top", "audio_seed
 # over the strongest rival, positive only for the line's leader
 VERSUS_RIVAL = ("audio_top", "audio_local_top", "audio_scene_top", "audio_scene_max", "audio_centroid",
                 "audio_max", "audio_seed_max", "audio_top_vs_typical", "lp_score", "face_hits", "face_score",
-                "face_share", "ctx_scene", "ctx_nearby", "ctx_voice_nearby")
+                "face_share", "ctx_scene", "ctx_nearby", "ctx_voice_nearby", "audio_model_logp")
 # the same for columns where lower is better (the margin is the rival's value minus this one's)
 VERSUS_RIVAL_LOWER = ("face_near_s",)
 

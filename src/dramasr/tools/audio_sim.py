@@ -4,7 +4,9 @@ Per (line, candidate): mean of the top-k cosine similarities to the candidate's 
 the whole drama, within the episode and within the scene (the line itself excluded), the
 maximum, how many lines the candidate holds, similarity to the candidate's seed lines and
 to its centroid, and those similarities normalised by the line's scores against a cohort of
-the drama's lines (score normalisation, as in speaker verification). A voice drifts from
+the drama's lines (score normalisation, as in speaker verification); and the probability a
+voice model of the drama (multinomial logistic regression on the standardised embeddings,
+cross-fitted to the current labels) gives the candidate. A voice drifts from
 scene to scene (same-character cosine ~0.50 inside a scene, ~0.39 across episodes), so the
 scene-local match is the sharpest of these.
 Similarities are computed in row blocks, never as one N x N matrix.
@@ -21,6 +23,9 @@ LOCAL_TOP_K = 3
 SCENE_TOP_K = 2
 COHORT_SIZE = 4000  # lines drawn (fixed seed) from the drama for score normalisation
 COHORT_TOP = 200
+VOICE_MODEL_C = 0.1  # inverse L2 strength of the per-drama voice model
+VOICE_MODEL_ITERS = 100  # a fixed L-BFGS budget per fit, not run to convergence
+VOICE_MODEL_FOLDS = 4  # cross-fitting folds of the voice model
 BLOCK_ROWS = 1024  # 1024 x 50K float32 = 200 MB per block; also keeps BLAS calls small
 
 
@@ -60,6 +65,46 @@ def cohort_stats(ctx: Context) -> dict[str, np.ndarray]:
             stats["top_mean"][lo:hi], stats["top_spread"][lo:hi] = best.mean(1), best.std(1)
         ctx.cache["cohort"] = stats
     return ctx.cache["cohort"]
+
+
+def voice_model(ctx: Context) -> np.ndarray:
+    """[N, C] class probabilities of each line's voice from a linear model of the drama
+    fitted to the current labels (cached per label state). Unlike the nearest-lines matches
+    it weighs the embedding dimensions that tell this drama's voices apart. Cross-fitted: the
+    lines are split in VOICE_MODEL_FOLDS random folds (fixed seed) and a line's probabilities
+    come from the model fitted to the other folds, so its own label never votes for itself."""
+    if "voice_model" in ctx.derived:
+        return ctx.derived["voice_model"]
+    n, n_classes = len(ctx.drama.lines), len(ctx.classes)
+    probs = np.zeros((n, n_classes), np.float32)
+    label = ctx.label_class
+    fold = np.random.default_rng(0).integers(0, VOICE_MODEL_FOLDS, n)
+    if "standard_unit" not in ctx.cache:
+        unit = unit_embeddings(ctx)
+        ctx.cache["standard_unit"] = (unit - unit.mean(0)) / np.maximum(unit.std(0), 1e-6) if n else unit
+    z = ctx.cache["standard_unit"]
+    for k in range(VOICE_MODEL_FOLDS):
+        test = fold == k
+        known = np.unique(label[~test])
+        if not test.any() or not len(known):
+            continue
+        if len(known) == 1:  # one voice only: nothing to tell apart
+            probs[test, known[0]] = 1.0
+            continue
+        probs[np.ix_(test, known)] = _fit_voice_model(z[~test], label[~test]).predict_proba(z[test])
+    ctx.derived["voice_model"] = probs
+    return probs
+
+
+def _fit_voice_model(z: np.ndarray, label: np.ndarray):  # -> LogisticRegression
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # VOICE_MODEL_ITERS is a budget
+        return LogisticRegression(C=VOICE_MODEL_C, max_iter=VOICE_MODEL_ITERS).fit(z, label)
 
 
 def _masked_top_mean(sub: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -166,7 +211,8 @@ class AudioSim(Tool):
         "cosine similarities over the drama and within the episode, the top-2 mean and best match among its "
         "lines in the same scene (no 6 s silence between) and how many it holds there, the best match, how "
         "many lines the candidate holds, similarity to its seed lines and to its voice centroid; the main "
-        "similarities also normalised by how the line scores against a fixed cohort of the drama's lines."
+        "similarities also normalised by how the line scores against a fixed cohort of the drama's lines; and the "
+        "log-probability of the candidate under a linear voice model of the drama fitted to the current labels."
     )
     cost = 1.0
 
@@ -191,6 +237,7 @@ class AudioSim(Tool):
             "voice_cohort_mean": cohort["mean"][pair_line],
             "voice_cohort_spread": cohort["spread"][pair_line],
             "voice_cohort_top_mean": centre,
+            "audio_model_logp": np.log(voice_model(ctx)[pair_line, pair_class] + 1e-6),
         }
         for name in ("audio_top", "audio_max", "audio_scene_top", "audio_centroid", "audio_local_top"):
             values[name + "_norm"] = (values[name] - centre) / spread
