@@ -26,6 +26,7 @@ Hook = Callable[[str, float], None]
 # evidence columns written per line for the chosen speaker and the runner-up
 _EVIDENCE = {
     "lp_score": "propagation_score", "audio_top": "voice_top5", "audio_local_top": "voice_episode_top3",
+    "audio_model_logp": "voice_model_logp",
     "face_hits": "face_detections", "face_score": "face_score", "ctx_prev": "spoke_previous_line",
     "ctx_next": "spoke_next_line", "name_in_line": "named_in_line", "name_in_prev": "named_in_previous_line",
 }
