@@ -2,7 +2,8 @@
 
     python benchmarks/ablation.py [--drama kuang_biao ...] [--json out.json]
 
-Trains on ren_shi_jian (our propagation from its 1% seeds), then attributes each test drama
+Trains on ren_shi_jian (our propagation from its 1% seeds; refinement stages as `dramasr
+train` fits them, from the same tools), then attributes each test drama
 with the full model and with every one-tool-less model; propagation runs once per drama.
 """
 
@@ -19,7 +20,15 @@ from dramasr.attribute import attribute, propagate_labels
 from dramasr.data import load_drama
 from dramasr.reason.model import AttributionModel
 from dramasr.score import line_correct, scored_mask
-from dramasr.train import CHEAP_TOOLS, FULL_TOOLS, stage_from, training_rows
+from dramasr.train import (
+    CHEAP_TOOLS,
+    FULL_TOOLS,
+    MARGIN_THRESHOLD,
+    PASSES,
+    refinement_rows,
+    stage_from,
+    training_rows,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -40,7 +49,10 @@ def main() -> None:
     for removed in ("none", *FULL_TOOLS):
         cheap = tuple(t for t in CHEAP_TOOLS if t != removed)
         full = tuple(t for t in FULL_TOOLS if t != removed)
-        models[removed] = AttributionModel(stage_from(data, cheap), stage_from(data, full))
+        refined = refinement_rows(data, None, MARGIN_THRESHOLD, cheap_tools=cheap, full_tools=full)
+        assert refined is not None
+        models[removed] = AttributionModel(stage_from(data, cheap), stage_from(data, full), MARGIN_THRESHOLD, PASSES,
+                                           {}, stage_from(refined, cheap), stage_from(refined, full))
         print(f"trained without {removed} ({time.time() - t0:.0f} s)", flush=True)
     table: dict[str, dict[str, dict[str, float]]] = {}
     for name in names:

@@ -33,6 +33,7 @@ from dramasr.train import (
     _columns,
     episode_folds,
     fit_trees,
+    relabelled,
     training_rows,
 )
 
@@ -92,7 +93,7 @@ def main() -> None:
             else:
                 keep = [~np.isin(part.row_episode, fold) for part in extra]
                 pairs = list(zip(extra, keep, strict=True))
-                X_train = np.concatenate([data.X[~test][:, cols]] + [p.X[m][:, cols] for p, m in pairs])
+                X_train = np.concatenate([X[~test][:, cols]] + [p.X[m][:, cols] for p, m in pairs])
                 y_train = np.concatenate([data.y[~test]] + [p.y[m] for p, m in pairs])
                 trees = fit_trees(X_train, y_train, HGB_PARAMS)
             fitted.append(trees)
@@ -120,6 +121,22 @@ def main() -> None:
 
     ctx = data.ctx
     score = np.where(np.repeat(margin < MARGIN_THRESHOLD, np.diff(rows.starts)), full_score, cheap_score)
+    # passes 2 and 3 are scored by refinement stages fitted per fold on the other folds'
+    # rows with context from the out-of-fold first-pass labels (as `dramasr train` fits them);
+    # "same models" re-reads the context through the first-pass stages instead
+    refine_cheap = refine_full = None
+    reuse_ctx = ctx
+    reuse_score = score
+    for p in (2, 3):
+        reuse_ctx = relabelled(reuse_ctx, rows, reuse_score)
+        X, names, _ = feature_table(reuse_ctx, rows, FULL_TOOLS)
+        c_s, _ = oof(X, CHEAP_TOOLS, cheap_models)
+        f_s, _ = oof(X, FULL_TOOLS, full_models)
+        cb, c1, c2 = top_two(c_s, rows.starts)
+        close = (c1 - c2) < MARGIN_THRESHOLD
+        fb, _, _ = top_two(f_s, rows.starts)
+        report(f"policy t={MARGIN_THRESHOLD}, pass {p}, same models", np.where(close, data.y[fb], data.y[cb]))
+        reuse_score = np.where(np.repeat(close, np.diff(rows.starts)), f_s, c_s)
     for p in (2, 3):
         best, _, _ = top_two(score, rows.starts)
         labels = list(ctx.state.label)
@@ -130,8 +147,12 @@ def main() -> None:
         ctx = ctx.relabel(labels)
         X, names, _ = feature_table(ctx, rows, FULL_TOOLS)
         assert names == data.feature_names
-        cheap_score, _ = oof(X, CHEAP_TOOLS, cheap_models)
-        full_score, _ = oof(X, FULL_TOOLS, full_models)
+        if refine_cheap is None:
+            cheap_score, refine_cheap = oof(X, CHEAP_TOOLS)
+            full_score, refine_full = oof(X, FULL_TOOLS)
+        else:
+            cheap_score, _ = oof(X, CHEAP_TOOLS, refine_cheap)
+            full_score, _ = oof(X, FULL_TOOLS, refine_full)
         cb, c1, c2 = top_two(cheap_score, rows.starts)
         fb, _, _ = top_two(full_score, rows.starts)
         close = (c1 - c2) < MARGIN_THRESHOLD

@@ -78,6 +78,18 @@ def test_model_file_round_trips(tmp_path):
     assert loaded.full.feature_names == model.full.feature_names
     X = np.random.default_rng(0).normal(size=(20, len(model.cheap.feature_names)))
     np.testing.assert_array_equal(loaded.cheap.trees.predict_proba(X), model.cheap.trees.predict_proba(X))
+    # passes after the first have stages of their own, fitted on first-pass context
+    assert loaded.refine_full is not None and loaded.stages(1) == (loaded.refine_cheap, loaded.refine_full)
+    assert loaded.stages(0) == (loaded.cheap, loaded.full)
+    X = np.random.default_rng(1).normal(size=(20, len(model.refine_full.feature_names)))
+    np.testing.assert_array_equal(loaded.refine_full.trees.predict_proba(X), model.refine_full.trees.predict_proba(X))
+
+
+def test_one_episode_drama_trains_without_refinement_stages():
+    drama, state = _dialogue(n_scenes=4)  # one episode: no fold to hold out
+    model = train([drama], [state], params=SMALL, passes=2)
+    assert model.refine_cheap is None and model.stages(1) == (model.cheap, model.full)
+    assert len(attribute(drama, labels=state, model=model).labels) == len(drama.lines)
 
 
 def test_bad_model_file_is_a_clear_error(tmp_path):
@@ -155,7 +167,8 @@ def test_shipped_model_matches_the_feature_code():
     drama, state = _dialogue()
     ctx = Context.build(drama, state)
     rows = candidate_pairs(ctx, np.flatnonzero(~state.is_seed))
-    for stage in (model.cheap, model.full):
+    for stage in (model.cheap, model.full, model.refine_cheap, model.refine_full):
+        assert stage is not None, "re-train: `dramasr train` (the refinement stages are missing)"
         _, names, _ = feature_table(ctx, rows, stage.tools)
         assert set(stage.feature_names) <= set(names), "re-train: `dramasr train` (feature columns changed)"
 

@@ -3,6 +3,10 @@
 Training rows are the (line, candidate) pairs of every non-seed, non-deleted line, with
 context features read from propagation's labels (what the model sees at inference on its
 first pass); the target is "this candidate is the true speaker" (OTHER for extras).
+The refinement stages (passes after the first) are trained on the same pairs with context
+read from out-of-fold first-pass labels (what they see at inference): first-pass labels
+are better than propagation's, and the label-fitted evidence (the voice model above all)
+is worth more on them.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ HGB_PARAMS: dict[str, Any] = {
     "l2_regularization": 1.0, "early_stopping": False, "random_state": 0,
 }
 MARGIN_THRESHOLD = 0.5
-PASSES = 2
+PASSES = 3
+REFINE_FOLDS = 4  # episode blocks for the out-of-fold first-pass labels the refinement stages read
 # extra training rows from propagation with weaker seed sets drawn from the training
 # drama's truth, so the model sees more propagation errors to correct
 AUGMENT_SEEDS: tuple[str, ...] = ()
@@ -93,19 +98,87 @@ def train(dramas: Sequence[Drama], states: Sequence[LabelState], *, params: dict
             hook(f"features of {drama.name}", k / (len(dramas) + 2))
         parts.append(training_rows(drama, state))
     data = parts[0] if len(parts) == 1 else _concat(parts)
+    steps = len(dramas) + 4
     if hook:
-        hook("fitting the cheap stage", len(dramas) / (len(dramas) + 2))
+        hook("fitting the cheap stage", len(dramas) / steps)
     cheap = stage_from(data, CHEAP_TOOLS, params=params)
     if hook:
-        hook("fitting the full stage", (len(dramas) + 1) / (len(dramas) + 2))
+        hook("fitting the full stage", (len(dramas) + 1) / steps)
     full = stage_from(data, FULL_TOOLS, params=params)
+    refine_cheap = refine_full = None
+    if passes > 1:
+        if hook:
+            hook("out-of-fold first-pass labels for the refinement stages", (len(dramas) + 2) / steps)
+        second = [refinement_rows(part, params, margin_threshold) for part in parts]
+        if all(part is not None for part in second):
+            refined = second[0] if len(second) == 1 else _concat(second)  # type: ignore[arg-type]
+            if hook:
+                hook("fitting the refinement stages", (len(dramas) + 3) / steps)
+            refine_cheap = stage_from(refined, CHEAP_TOOLS, params=params)
+            refine_full = stage_from(refined, FULL_TOOLS, params=params)
+        else:
+            log.warning("a training drama has fewer than 2 episodes: every pass uses the first-pass stages")
     if hook:
         hook("trained", 1.0)
     import sklearn
 
     info = {"trained_on": [d.name for d in dramas], "pairs": len(data.y), "sklearn": sklearn.__version__,
             "params": params or HGB_PARAMS}
-    return AttributionModel(cheap, full, margin_threshold, passes, info)
+    return AttributionModel(cheap, full, margin_threshold, passes, info, refine_cheap, refine_full)
+
+
+def first_pass_scores(data: TrainingRows, X: np.ndarray, models: Sequence[tuple[Stage, Stage]],
+                      folds: Sequence[np.ndarray], margin_threshold: float) -> np.ndarray:
+    """Out-of-fold first-pass scores, as `run_policy` makes them: each fold's lines scored by
+    its (cheap, full) stages, by the full stage where the cheap margin is below the threshold."""
+    from dramasr.reason.policy import subset_rows
+
+    rows = data.rows
+    line_episode = data.drama.lines.episode[rows.lines]
+    score = np.zeros(len(data.y))
+    for (cheap, full), fold in zip(models, folds, strict=True):
+        sub, position = subset_rows(rows, np.isin(line_episode, fold))
+        part = normalise(cheap.trees.predict_proba(X[position][:, _columns(data.owner, cheap.tools)]), sub.starts)
+        _, best, second = top_two(part, sub.starts)
+        close = (best - second) < margin_threshold
+        if close.any():
+            near, inner = subset_rows(sub, close)
+            raw = full.trees.predict_proba(X[position[inner]][:, _columns(data.owner, full.tools)])
+            part[inner] = normalise(raw, near.starts)
+        score[position] = part
+    return score
+
+
+def refinement_rows(data: TrainingRows, params: dict[str, Any] | None, margin_threshold: float,
+                    n_folds: int = REFINE_FOLDS, cheap_tools: Sequence[str] = CHEAP_TOOLS,
+                    full_tools: Sequence[str] = FULL_TOOLS) -> TrainingRows | None:
+    """The training rows again, with context read from out-of-fold first-pass labels (None
+    when the drama has fewer than two episodes, so no fold can be held out)."""
+    folds = episode_folds(data.row_episode, n_folds)
+    if len(folds) < 2:
+        return None
+    models = []
+    for fold in folds:
+        keep = ~np.isin(data.row_episode, fold)
+        models.append((stage_from(data, cheap_tools, keep, params), stage_from(data, full_tools, keep, params)))
+    score = first_pass_scores(data, data.X, models, folds, margin_threshold)
+    ctx = relabelled(data.ctx, data.rows, score)
+    X, names, owner = feature_table(ctx, data.rows, FULL_TOOLS)
+    if names != data.feature_names:
+        raise ValueError("refinement columns differ from the first pass's")
+    return TrainingRows(data.drama, ctx, data.rows, X, names, owner, data.y, data.row_episode)
+
+
+def relabelled(ctx: Context, rows: PairRows, score: np.ndarray) -> Context:
+    """The context with every scored line relabelled by its best candidate (other lines,
+    deleted ones, keep their labels)."""
+    from dramasr.reason.policy import speaker_names
+
+    best, _, _ = top_two(score, rows.starts)
+    labels = list(ctx.state.label)
+    for i, name in zip(rows.lines.tolist(), speaker_names(ctx, rows.lines, rows.cls[best], rows, score), strict=True):
+        labels[i] = name
+    return ctx.relabel(labels)
 
 
 def _concat(parts: list[TrainingRows]) -> TrainingRows:

@@ -110,6 +110,8 @@ class AttributionModel:
 
     `margin_threshold`: a line whose cheap-stage margin (best minus runner-up normalised
     score) is at least this keeps the cheap decision. `passes`: refinement passes.
+    `refine_cheap` / `refine_full`: the stages of the passes after the first, trained on
+    context read from first-pass labels (absent: the first-pass stages serve every pass).
     """
 
     cheap: Stage
@@ -117,6 +119,20 @@ class AttributionModel:
     margin_threshold: float = 0.5
     passes: int = 2
     info: dict[str, Any] = field(default_factory=dict)
+    refine_cheap: Stage | None = None
+    refine_full: Stage | None = None
+
+    def stages(self, pass_index: int) -> tuple[Stage, Stage]:
+        """(cheap, full) stages of the pass_index-th pass (0-based)."""
+        if pass_index > 0 and self.refine_cheap is not None and self.refine_full is not None:
+            return self.refine_cheap, self.refine_full
+        return self.cheap, self.full
+
+    def _named_stages(self) -> list[tuple[str, Stage]]:
+        named = [("cheap", self.cheap), ("full", self.full)]
+        if self.refine_cheap is not None and self.refine_full is not None:
+            named += [("refine_cheap", self.refine_cheap), ("refine_full", self.refine_full)]
+        return named
 
     def save(self, path: str | Path) -> Path:
         from dramasr.data.release import write_bytes_atomic
@@ -124,13 +140,13 @@ class AttributionModel:
         meta = {
             "format_version": FORMAT_VERSION, "margin_threshold": self.margin_threshold, "passes": self.passes,
             "stages": {name: {"tools": st.tools, "feature_names": st.feature_names}
-                       for name, st in (("cheap", self.cheap), ("full", self.full))},
+                       for name, st in self._named_stages()},
             "info": self.info,
         }
         buffer = io.BytesIO()
         np.savez_compressed(
             buffer, meta=np.frombuffer(json.dumps(meta, ensure_ascii=False).encode("utf-8"), np.uint8),
-            **self.cheap.trees.arrays("cheap_"), **self.full.trees.arrays("full_"),
+            **{k: v for name, st in self._named_stages() for k, v in st.trees.arrays(f"{name}_").items()},
         )
         write_bytes_atomic(Path(path), buffer.getvalue())
         return Path(path)
@@ -155,7 +171,7 @@ class AttributionModel:
             raise DramaError(f"cannot read attribution model: {exc}", file=path,
                              hint="pass a file written by `dramasr train`") from exc
         return cls(stages["cheap"], stages["full"], float(meta["margin_threshold"]), int(meta["passes"]),
-                   meta.get("info", {}))
+                   meta.get("info", {}), stages.get("refine_cheap"), stages.get("refine_full"))
 
 
 def default_model_path() -> Path:

@@ -91,21 +91,22 @@ def run_policy(ctx: Context, model: AttributionModel, *, passes: int | None = No
     passes = model.passes if passes is None else passes
     threshold = model.margin_threshold if threshold is None else threshold
     lines = np.flatnonzero(~ctx.state.is_seed)
-    cheap_calls = len(model.cheap.tools)
-    full_calls = len(set(model.cheap.tools) | set(model.full.tools))
-    if ctx.drama.captions is None and "scene_caption" in model.full.tools:
-        full_calls -= 1  # nothing to read: the policy does not call it
     decisions: Decisions | None = None
     rows = candidate_pairs(ctx, lines)  # candidates come from propagation: the same every pass
     for p in range(max(passes, 1)):
         if hook:
             hook(f"reasoning pass {p + 1}/{passes}", p / max(passes, 1))
-        score = stage_scores(ctx, rows, model.cheap)
+        cheap, full = model.stages(p)
+        cheap_calls = len(cheap.tools)
+        full_calls = len(set(cheap.tools) | set(full.tools))
+        if ctx.drama.captions is None and "scene_caption" in full.tools:
+            full_calls -= 1  # nothing to read: the policy does not call it
+        score = stage_scores(ctx, rows, cheap)
         _, best, second = top_two(score, rows.starts)
         close = (best - second) < threshold
         if close.any():
             sub, position = subset_rows(rows, close)
-            score[position] = stage_scores(ctx, sub, model.full)
+            score[position] = stage_scores(ctx, sub, full)
         best_row, best, second = top_two(score, rows.starts)
         names = speaker_names(ctx, lines, rows.cls[best_row], rows, score)
         labels = list(ctx.state.label)
