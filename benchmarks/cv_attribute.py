@@ -23,7 +23,7 @@ from dramasr.attribute import propagate_labels
 from dramasr.data import load_drama
 from dramasr.reason.features import feature_table
 from dramasr.reason.model import normalise, top_two
-from dramasr.reason.policy import speaker_names
+from dramasr.reason.policy import scored_labels
 from dramasr.tools import label_state_from_release
 from dramasr.train import (
     AUGMENT_SEEDS,
@@ -33,7 +33,6 @@ from dramasr.train import (
     _columns,
     episode_folds,
     fit_trees,
-    relabelled,
     training_rows,
 )
 
@@ -121,44 +120,30 @@ def main() -> None:
 
     ctx = data.ctx
     score = np.where(np.repeat(margin < MARGIN_THRESHOLD, np.diff(rows.starts)), full_score, cheap_score)
-    # passes 2 and 3 are scored by refinement stages fitted per fold on the other folds'
-    # rows with context from the out-of-fold first-pass labels (as `dramasr train` fits them);
-    # "same models" re-reads the context through the first-pass stages instead
-    refine_cheap = refine_full = None
-    reuse_ctx = ctx
-    reuse_score = score
-    for p in (2, 3):
-        reuse_ctx = relabelled(reuse_ctx, rows, reuse_score)
-        X, names, _ = feature_table(reuse_ctx, rows, FULL_TOOLS)
-        c_s, _ = oof(X, CHEAP_TOOLS, cheap_models)
-        f_s, _ = oof(X, FULL_TOOLS, full_models)
-        cb, c1, c2 = top_two(c_s, rows.starts)
-        close = (c1 - c2) < MARGIN_THRESHOLD
-        fb, _, _ = top_two(f_s, rows.starts)
-        report(f"policy t={MARGIN_THRESHOLD}, pass {p}, same models", np.where(close, data.y[fb], data.y[cb]))
-        reuse_score = np.where(np.repeat(close, np.diff(rows.starts)), f_s, c_s)
-    for p in (2, 3):
-        best, _, _ = top_two(score, rows.starts)
-        labels = list(ctx.state.label)
-        named = speaker_names(ctx, rows.lines, rows.cls[best], rows, score)
-        for i, name in zip(rows.lines.tolist(), named, strict=True):
-            labels[i] = name
-        # lines not scored in CV (deleted) keep propagation's labels
-        ctx = ctx.relabel(labels)
-        X, names, _ = feature_table(ctx, rows, FULL_TOOLS)
-        assert names == data.feature_names
-        if refine_cheap is None:
-            cheap_score, refine_cheap = oof(X, CHEAP_TOOLS)
-            full_score, refine_full = oof(X, FULL_TOOLS)
-        else:
-            cheap_score, _ = oof(X, CHEAP_TOOLS, refine_cheap)
-            full_score, _ = oof(X, FULL_TOOLS, refine_full)
-        cb, c1, c2 = top_two(cheap_score, rows.starts)
-        fb, _, _ = top_two(full_score, rows.starts)
-        close = (c1 - c2) < MARGIN_THRESHOLD
-        report(f"policy t={MARGIN_THRESHOLD}, pass {p}", np.where(close, data.y[fb], data.y[cb]))
-        report(f"full stage, pass {p}", data.y[fb])
-        score = np.where(np.repeat(close, np.diff(rows.starts)), full_score, cheap_score)
+    # passes 2 and 3, scored by refinement stages fitted per fold on the other folds' rows
+    # with context from the out-of-fold first-pass labels (as `dramasr train` fits them), or
+    # ("same models") by the first-pass stages re-reading the context
+    for refit in (False, True):
+        pass_ctx, pass_score = ctx, score
+        stages = None if refit else (cheap_models, full_models)
+        suffix = "" if refit else ", same models"
+        for p in (2, 3):
+            pass_ctx = pass_ctx.relabel(scored_labels(pass_ctx, rows, pass_score))  # deleted lines keep theirs
+            X, names, _ = feature_table(pass_ctx, rows, FULL_TOOLS)
+            assert names == data.feature_names
+            if stages is None:
+                cheap_score, refine_cheap = oof(X, CHEAP_TOOLS)
+                full_score, refine_full = oof(X, FULL_TOOLS)
+                stages = (refine_cheap, refine_full)
+            else:
+                cheap_score, _ = oof(X, CHEAP_TOOLS, stages[0])
+                full_score, _ = oof(X, FULL_TOOLS, stages[1])
+            cb, c1, c2 = top_two(cheap_score, rows.starts)
+            fb, _, _ = top_two(full_score, rows.starts)
+            close = (c1 - c2) < MARGIN_THRESHOLD
+            report(f"policy t={MARGIN_THRESHOLD}, pass {p}{suffix}", np.where(close, data.y[fb], data.y[cb]))
+            report(f"full stage, pass {p}{suffix}", data.y[fb])
+            pass_score = np.where(np.repeat(close, np.diff(rows.starts)), full_score, cheap_score)
     for k, fold in enumerate(folds):
         sel = np.isin(line_episode, fold)
         print(f"fold {k} episodes {fold[0]}-{fold[-1]}: propagation {100 * lp_hit[sel].mean():.2f}  "

@@ -129,23 +129,20 @@ def train(dramas: Sequence[Drama], states: Sequence[LabelState], *, params: dict
 
 def first_pass_scores(data: TrainingRows, X: np.ndarray, models: Sequence[tuple[Stage, Stage]],
                       folds: Sequence[np.ndarray], margin_threshold: float) -> np.ndarray:
-    """Out-of-fold first-pass scores, as `run_policy` makes them: each fold's lines scored by
-    its (cheap, full) stages, by the full stage where the cheap margin is below the threshold."""
-    from dramasr.reason.policy import subset_rows
+    """Out-of-fold first-pass scores, made as `run_policy` makes them, each fold's lines by
+    its (cheap, full) stages."""
+    from dramasr.reason.policy import policy_scores, subset_rows
 
-    rows = data.rows
-    line_episode = data.drama.lines.episode[rows.lines]
+    line_episode = data.drama.lines.episode[data.rows.lines]
     score = np.zeros(len(data.y))
     for (cheap, full), fold in zip(models, folds, strict=True):
-        sub, position = subset_rows(rows, np.isin(line_episode, fold))
-        part = normalise(cheap.trees.predict_proba(X[position][:, _columns(data.owner, cheap.tools)]), sub.starts)
-        _, best, second = top_two(part, sub.starts)
-        close = (best - second) < margin_threshold
-        if close.any():
-            near, inner = subset_rows(sub, close)
-            raw = full.trees.predict_proba(X[position[inner]][:, _columns(data.owner, full.tools)])
-            part[inner] = normalise(raw, near.starts)
-        score[position] = part
+        sub, position = subset_rows(data.rows, np.isin(line_episode, fold))
+
+        def scorer(stage: Stage, part: PairRows, where: np.ndarray, position: np.ndarray = position) -> np.ndarray:
+            raw = stage.trees.predict_proba(X[position[where]][:, _columns(data.owner, stage.tools)])
+            return normalise(raw, part.starts)
+
+        score[position], _ = policy_scores(sub, cheap, full, margin_threshold, scorer)
     return score
 
 
@@ -154,6 +151,8 @@ def refinement_rows(data: TrainingRows, params: dict[str, Any] | None, margin_th
                     full_tools: Sequence[str] = FULL_TOOLS) -> TrainingRows | None:
     """The training rows again, with context read from out-of-fold first-pass labels (None
     when the drama has fewer than two episodes, so no fold can be held out)."""
+    from dramasr.reason.policy import scored_labels
+
     folds = episode_folds(data.row_episode, n_folds)
     if len(folds) < 2:
         return None
@@ -162,23 +161,11 @@ def refinement_rows(data: TrainingRows, params: dict[str, Any] | None, margin_th
         keep = ~np.isin(data.row_episode, fold)
         models.append((stage_from(data, cheap_tools, keep, params), stage_from(data, full_tools, keep, params)))
     score = first_pass_scores(data, data.X, models, folds, margin_threshold)
-    ctx = relabelled(data.ctx, data.rows, score)
+    ctx = data.ctx.relabel(scored_labels(data.ctx, data.rows, score))
     X, names, owner = feature_table(ctx, data.rows, FULL_TOOLS)
     if names != data.feature_names:
         raise ValueError("refinement columns differ from the first pass's")
     return TrainingRows(data.drama, ctx, data.rows, X, names, owner, data.y, data.row_episode)
-
-
-def relabelled(ctx: Context, rows: PairRows, score: np.ndarray) -> Context:
-    """The context with every scored line relabelled by its best candidate (other lines,
-    deleted ones, keep their labels)."""
-    from dramasr.reason.policy import speaker_names
-
-    best, _, _ = top_two(score, rows.starts)
-    labels = list(ctx.state.label)
-    for i, name in zip(rows.lines.tolist(), speaker_names(ctx, rows.lines, rows.cls[best], rows, score), strict=True):
-        labels[i] = name
-    return ctx.relabel(labels)
 
 
 def _concat(parts: list[TrainingRows]) -> TrainingRows:

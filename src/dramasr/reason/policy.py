@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -85,6 +86,35 @@ def _shared_speakers(ctx: Context, rows: PairRows, score: np.ndarray, k: int, n:
     return SPEAKER_SEPARATOR.join(named) if len(named) >= 2 else ""
 
 
+def policy_scores(rows: PairRows, cheap: Stage, full: Stage, threshold: float,
+                  scorer: Callable[[Stage, PairRows, np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Scores normalised per line: the cheap stage's, the full stage's on lines whose cheap
+    margin is below the threshold; and that close-line mask. scorer(stage, sub_rows,
+    positions of sub_rows in rows) gives a stage's normalised scores of some lines."""
+    score = scorer(cheap, rows, np.arange(len(rows)))
+    _, best, second = top_two(score, rows.starts)
+    close = (best - second) < threshold
+    if close.any():
+        sub, position = subset_rows(rows, close)
+        score[position] = scorer(full, sub, position)
+    return score, close
+
+
+def _scores_of(ctx: Context, stage: Stage, rows: PairRows, _position: np.ndarray) -> np.ndarray:
+    return stage_scores(ctx, rows, stage)
+
+
+def scored_labels(ctx: Context, rows: PairRows, score: np.ndarray) -> list[str]:
+    """The drama's labels with every line of `rows` named after its best-scored candidate
+    (other lines, seeds and deleted ones, keep theirs)."""
+    best_row, _, _ = top_two(score, rows.starts)
+    labels = list(ctx.state.label)
+    names = speaker_names(ctx, rows.lines, rows.cls[best_row], rows, score)
+    for i, name in zip(rows.lines.tolist(), names, strict=True):
+        labels[i] = name
+    return labels
+
+
 def run_policy(ctx: Context, model: AttributionModel, *, passes: int | None = None,
                threshold: float | None = None, hook: Hook | None = None) -> tuple[Context, Decisions]:
     """Attribute every non-seed line; returns the final context and the decisions."""
@@ -101,17 +131,9 @@ def run_policy(ctx: Context, model: AttributionModel, *, passes: int | None = No
         full_calls = len(set(cheap.tools) | set(full.tools))
         if ctx.drama.captions is None and "scene_caption" in full.tools:
             full_calls -= 1  # nothing to read: the policy does not call it
-        score = stage_scores(ctx, rows, cheap)
-        _, best, second = top_two(score, rows.starts)
-        close = (best - second) < threshold
-        if close.any():
-            sub, position = subset_rows(rows, close)
-            score[position] = stage_scores(ctx, sub, full)
+        score, close = policy_scores(rows, cheap, full, threshold, partial(_scores_of, ctx))
         best_row, best, second = top_two(score, rows.starts)
-        names = speaker_names(ctx, lines, rows.cls[best_row], rows, score)
-        labels = list(ctx.state.label)
-        for i, name in zip(lines.tolist(), names, strict=True):
-            labels[i] = name
+        labels = scored_labels(ctx, rows, score)
         decisions = Decisions(
             lines=lines, rows=rows, score=score, best_row=best_row, confidence=best, runner_up_score=second,
             full_stage=close, tool_calls=np.where(close, full_calls, cheap_calls).astype(np.int32),
@@ -125,4 +147,4 @@ def run_policy(ctx: Context, model: AttributionModel, *, passes: int | None = No
     return ctx, decisions
 
 
-__all__ = ["Decisions", "run_policy", "stage_scores", "speaker_names", "subset_rows"]
+__all__ = ["Decisions", "policy_scores", "run_policy", "scored_labels", "stage_scores", "speaker_names", "subset_rows"]
