@@ -127,8 +127,8 @@ def train(dramas: Sequence[Drama], states: Sequence[LabelState], *, params: dict
     return AttributionModel(cheap, full, margin_threshold, passes, info, refine_cheap, refine_full)
 
 
-def first_pass_scores(data: TrainingRows, X: np.ndarray, models: Sequence[tuple[Stage, Stage]],
-                      folds: Sequence[np.ndarray], margin_threshold: float) -> np.ndarray:
+def first_pass_scores(data: TrainingRows, models: Sequence[tuple[Stage, Stage]], folds: Sequence[np.ndarray],
+                      margin_threshold: float) -> np.ndarray:
     """Out-of-fold first-pass scores, made as `run_policy` makes them, each fold's lines by
     its (cheap, full) stages."""
     from dramasr.reason.policy import policy_scores, subset_rows
@@ -139,7 +139,7 @@ def first_pass_scores(data: TrainingRows, X: np.ndarray, models: Sequence[tuple[
         sub, position = subset_rows(data.rows, np.isin(line_episode, fold))
 
         def scorer(stage: Stage, part: PairRows, where: np.ndarray, position: np.ndarray = position) -> np.ndarray:
-            raw = stage.trees.predict_proba(X[position[where]][:, _columns(data.owner, stage.tools)])
+            raw = stage.trees.predict_proba(data.X[position[where]][:, _columns(data.owner, stage.tools)])
             return normalise(raw, part.starts)
 
         score[position], _ = policy_scores(sub, cheap, full, margin_threshold, scorer)
@@ -160,7 +160,7 @@ def refinement_rows(data: TrainingRows, params: dict[str, Any] | None, margin_th
     for fold in folds:
         keep = ~np.isin(data.row_episode, fold)
         models.append((stage_from(data, cheap_tools, keep, params), stage_from(data, full_tools, keep, params)))
-    score = first_pass_scores(data, data.X, models, folds, margin_threshold)
+    score = first_pass_scores(data, models, folds, margin_threshold)
     ctx = data.ctx.relabel(scored_labels(data.ctx, data.rows, score))
     X, names, owner = feature_table(ctx, data.rows, FULL_TOOLS)
     if names != data.feature_names:
