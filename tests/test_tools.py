@@ -216,3 +216,45 @@ def test_voice_model_weighs_the_dimensions_that_tell_voices_apart():
     swapped = ctx.relabel([B if s == A else A for s in speakers])
     values = TOOLS["audio_sim"].call(swapped, 0, candidates=[A, B]).values
     assert values[B]["audio_model_logp"] > values[A]["audio_model_logp"]
+
+
+def test_voice_cluster_ties_a_new_character_cluster_to_the_character_it_sounds_like():
+    # Episode 1: A and B, labelled. Episode 2: A's voice has drifted (each line alone is a
+    # weak match) and propagation called those lines 新角色-1, with A's face on screen; an
+    # extra's lines, 新角色-2, sound like no one and show no named face.
+    from dramasr.reason.features import candidate_pairs
+    from dramasr.tools.voice_cluster import cluster_candidates
+
+    rng = np.random.default_rng(0)
+    axes = np.eye(16)
+    drift = 0.6 * axes[0] + 0.8 * axes[3]
+    voices = ([axes[0] + 0.1 * rng.normal(size=16) for _ in range(10)]
+              + [axes[1] + 0.1 * rng.normal(size=16) for _ in range(10)]
+              + [drift + 0.5 * rng.normal(size=16) for _ in range(8)]
+              + [axes[5] + 0.5 * rng.normal(size=16) for _ in range(8)])
+    truth = [A] * 10 + [B] * 10 + [A] * 8 + ["路人"] * 8
+    label = [A] * 10 + [B] * 10 + ["新角色-1"] * 8 + ["新角色-2"] * 8
+    lines = [(1 if k < 20 else 2, 3.0 * k, 3.0 * k + 1, s, "x") for k, s in enumerate(truth)]
+    faces = [(2, 3.0 * k + 0.5, 3.0 * k + 0.5, A, 0.9) for k in range(20, 28)]
+    drama = make_drama(lines, faces, cast=[A, B], embeddings=np.asarray(voices, np.float32))
+    cands = [[A, B]] * 20 + [["新角色-1", B]] * 8 + [["新角色-2", B]] * 8  # propagation never offered A
+    state = LabelState(label, cands, [[0.5, 0.4]] * 36, np.zeros(36, bool))
+    ctx = Context.build(drama, state, classes=[A, B])
+
+    assert cluster_candidates(ctx, 21, 1) == [ctx.class_of[A]]
+    assert cluster_candidates(ctx, 5) == []  # not in a cluster
+    rows = candidate_pairs(ctx, np.array([21]))
+    assert ctx.class_of[A] in rows.cls.tolist()  # offered because the cluster sounds like A
+
+    drifted = TOOLS["voice_cluster"].call(ctx, 21, candidates=[A, B]).values
+    assert drifted[A]["cluster_size"] == 8.0
+    assert drifted[A]["cluster_voice"] > drifted[B]["cluster_voice"] + 0.3
+    assert drifted[A]["cluster_voice_margin"] > 0.3 > 0 > drifted[B]["cluster_voice_margin"]
+    assert drifted[A]["cluster_face_share"] == 1.0 and drifted[B]["cluster_face_share"] == 0.0
+    # the whole cluster is more like A than its lines one by one
+    single = TOOLS["audio_sim"].call(ctx, 21, candidates=[A]).values[A]["audio_centroid"]
+    assert drifted[A]["cluster_voice"] > single
+    extra = TOOLS["voice_cluster"].call(ctx, 30, candidates=[A, B]).values
+    assert extra[A]["cluster_face_share"] == 0.0 and extra[A]["cluster_best_voice"] < 0.3
+    outside = TOOLS["voice_cluster"].call(ctx, 5, candidates=[A, B])
+    assert outside.values[A]["cluster_size"] == 0.0 and "no new-character cluster" in outside.text

@@ -26,7 +26,8 @@ Hook = Callable[[str, float], None]
 # evidence columns written per line for the chosen speaker and the runner-up
 _EVIDENCE = {
     "lp_score": "propagation_score", "audio_top": "voice_top5", "audio_local_top": "voice_episode_top3",
-    "audio_model_logp": "voice_model_logp",
+    "audio_model_logp": "voice_model_logp", "cluster_voice": "voice_cluster_similarity",
+    "cluster_face_share": "voice_cluster_face_share",
     "face_hits": "face_detections", "face_score": "face_score", "ctx_prev": "spoke_previous_line",
     "ctx_next": "spoke_next_line", "name_in_line": "named_in_line", "name_in_prev": "named_in_previous_line",
 }
@@ -132,7 +133,8 @@ def _evidence_values(ctx: Context, rows: PairRows, best_row: np.ndarray,
     line = rows.line[picked]
     order = np.argsort(line, kind="stable")
     sub = PairRows(line[order], rows.cls[picked][order], np.arange(0, 2 * n + 1, 2), rows.lines)
-    X, names, _ = feature_table(ctx, sub, ["audio_sim", "dialogue_context", "faces_on_screen", "name_mentions"])
+    X, names, _ = feature_table(ctx, sub, ["audio_sim", "dialogue_context", "voice_cluster", "faces_on_screen",
+                                          "name_mentions"])
     back = np.empty_like(order)
     back[order] = np.arange(len(order))
     values = {}

@@ -29,8 +29,9 @@ from dramasr.tools import Context, LabelState
 log = logging.getLogger(__name__)
 Hook = Callable[[str, float], None]
 
-CHEAP_TOOLS = ("audio_sim", "dialogue_context")
-FULL_TOOLS = ("audio_sim", "dialogue_context", "faces_on_screen", "name_mentions", "char_relation", "scene_caption")
+CHEAP_TOOLS = ("audio_sim", "dialogue_context", "voice_cluster")
+FULL_TOOLS = ("audio_sim", "dialogue_context", "voice_cluster", "faces_on_screen", "name_mentions", "char_relation",
+              "scene_caption")
 # chosen by episode-block cross-validation on ren_shi_jian (benchmarks/cv_attribute.py)
 HGB_PARAMS: dict[str, Any] = {
     "max_iter": 200, "learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 40,

@@ -13,6 +13,7 @@ import numpy as np
 from dramasr.data.model import NEW_CHARACTER_PREFIX, speech_parts
 from dramasr.tools import TOOLS, Context
 from dramasr.tools.base import episode_bounds
+from dramasr.tools.voice_cluster import EXTRA_CANDIDATES, cluster_candidates
 
 TOP_K = 8  # propagation candidates kept per line
 NO_RANK = 20.0
@@ -41,12 +42,17 @@ class PairRows:
         return len(self.line)
 
 
-def candidate_pairs(ctx: Context, lines: np.ndarray, top_k: int = TOP_K) -> PairRows:
+def candidate_pairs(ctx: Context, lines: np.ndarray, top_k: int = TOP_K,
+                    cluster_extra: int = EXTRA_CANDIDATES) -> PairRows:
+    """Propagation's top_k named candidates of each line, the named characters its voice
+    cluster sounds most like (see `voice_cluster`), then OTHER."""
     pair_line: list[int] = []
     pair_class: list[int] = []
     starts = [0]
     for i in lines.tolist():
         ids = ctx.candidate_classes(i, top_k)
+        extra = [c for c in cluster_candidates(ctx, i, cluster_extra) if c not in ids] if cluster_extra else []
+        ids = ids[:-1] + extra + ids[-1:]
         pair_line.extend([i] * len(ids))
         pair_class.extend(ids)
         starts.append(len(pair_line))

@@ -1,0 +1,139 @@
+"""voice_cluster: the line's voice cluster, as a whole, against each candidate.
+
+Propagation gives a voice it cannot tie to any seed a new-character label of its own; the
+lines of one such label (a cluster, mostly within one episode) are nearly always one
+person: an extra, or a named character whose voice sounded different that day. One line
+is weak evidence either way, the cluster together is not: its mean voice against each
+candidate's voice centroid (and the margin over the best other named character), the share
+of its lines that show the candidate's face, and the voice model's mean probability of the
+candidate over its lines. Lines that are not in a cluster get zeros and size 0.
+
+`cluster_candidates` names the named characters the cluster sounds most like, so that a
+cluster propagation never linked to its character can still be given to it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dramasr.data.model import NEW_CHARACTER_PREFIX
+from dramasr.tools.audio_sim import unit_embeddings, voice_model
+from dramasr.tools.base import Context, Tool
+from dramasr.tools.faces_on_screen import face_tables
+
+EXTRA_CANDIDATES = 2  # named characters a cluster's lines are offered beyond propagation's list
+
+
+def clusters(ctx: Context) -> tuple[np.ndarray, int]:
+    """Per line, the id of its current new-character cluster (-1 when not in one); the count."""
+    if "voice_clusters" not in ctx.derived:
+        ids: dict[str, int] = {}
+        cluster = np.full(len(ctx.state.label), -1, np.int64)
+        for i, name in enumerate(ctx.state.label):
+            if name.startswith(NEW_CHARACTER_PREFIX):
+                cluster[i] = ids.setdefault(name, len(ids))
+        ctx.derived["voice_clusters"] = (cluster, len(ids))
+    return ctx.derived["voice_clusters"]
+
+
+def cluster_tables(ctx: Context) -> dict[str, np.ndarray]:
+    """[G, C] tables over the current clusters (cached per label state)."""
+    if "voice_cluster" in ctx.derived:
+        return ctx.derived["voice_cluster"]
+    cluster, n_clusters = clusters(ctx)
+    unit = unit_embeddings(ctx)
+    n_classes, other = len(ctx.classes), ctx.other
+    member = np.flatnonzero(cluster >= 0)
+    g = cluster[member]
+    size = np.bincount(g, minlength=n_clusters).astype(np.float32)
+
+    centroid = np.zeros((n_classes, unit.shape[1]), np.float32)
+    np.add.at(centroid, ctx.label_class, unit)
+    centroid /= np.maximum(np.linalg.norm(centroid, axis=1, keepdims=True), 1e-8)
+    mean_voice = np.zeros((n_clusters, unit.shape[1]), np.float32)
+    np.add.at(mean_voice, g, unit[member])
+    mean_voice /= np.maximum(np.linalg.norm(mean_voice, axis=1, keepdims=True), 1e-8)
+    sim = mean_voice @ centroid.T
+    sim[:, other] = 0.0  # OTHER is no one voice
+    named_sim = sim[:, :other]
+    if other >= 2:
+        top2 = np.sort(named_sim, axis=1)[:, -2:]
+        best, second = top2[:, 1], top2[:, 0]
+    else:
+        best = named_sim.max(1) if other else np.zeros(n_clusters, np.float32)
+        second = np.zeros(n_clusters, np.float32)
+    # each named class's margin over the best other named class
+    rival = np.where(named_sim >= best[:, None], second[:, None], best[:, None])
+    margin = np.zeros_like(sim)
+    margin[:, :other] = named_sim - rival
+
+    seen = (face_tables(ctx)["hits"][member] > 0).astype(np.float32)
+    face = np.zeros((n_clusters, n_classes), np.float32)
+    np.add.at(face, g, seen)
+    face /= np.maximum(size[:, None], 1.0)
+    model = np.zeros((n_clusters, n_classes), np.float32)
+    np.add.at(model, g, voice_model(ctx)[member])
+    model /= np.maximum(size[:, None], 1.0)
+    tables = {"size": size, "sim": sim, "margin": margin, "best": best, "best_margin": best - second,
+              "face": face, "model": model}
+    ctx.derived["voice_cluster"] = tables
+    return tables
+
+
+def cluster_candidates(ctx: Context, line: int, k: int = EXTRA_CANDIDATES) -> list[int]:
+    """The k named classes whose voice centroids the line's cluster is closest to ([] when
+    the line is in no cluster)."""
+    cluster, _ = clusters(ctx)
+    g = int(cluster[line])
+    if g < 0 or ctx.other == 0:
+        return []
+    sim = cluster_tables(ctx)["sim"][g, :ctx.other]
+    return [int(c) for c in np.argsort(-sim, kind="stable")[:k]]
+
+
+class VoiceCluster(Tool):
+    name = "voice_cluster"
+    description = (
+        "For a line in a cluster of lines propagation gave to a new character: the cluster's mean voice "
+        "against each candidate's voice centroid and the margin over the best other named character, the share "
+        "of the cluster's lines that show the candidate's face, the voice model's mean probability of the "
+        "candidate over the cluster, and the cluster's size (0 when the line is in no cluster)."
+    )
+    cost = 1.0
+
+    def features(self, ctx: Context, pair_line: np.ndarray, pair_class: np.ndarray) -> dict[str, np.ndarray]:
+        cluster, _ = clusters(ctx)
+        g = cluster[pair_line]
+        inside = g >= 0
+        t = cluster_tables(ctx)
+        gi = np.where(inside, g, 0)
+
+        def per_pair(table: np.ndarray) -> np.ndarray:
+            if not len(table):
+                return np.zeros(len(pair_line), np.float32)
+            return np.where(inside, table[gi, pair_class], 0.0).astype(np.float32)
+
+        def per_line(values: np.ndarray) -> np.ndarray:
+            if not len(values):
+                return np.zeros(len(pair_line), np.float32)
+            return np.where(inside, values[gi], 0.0).astype(np.float32)
+
+        return {
+            "cluster_size": per_line(t["size"]),
+            "cluster_voice": per_pair(t["sim"]),
+            "cluster_voice_margin": per_pair(t["margin"]),
+            "cluster_best_voice": per_line(t["best"]),
+            "cluster_best_margin": per_line(t["best_margin"]),
+            "cluster_face_share": per_pair(t["face"]),
+            "cluster_model_p": per_pair(t["model"]),
+        }
+
+    def describe(self, ctx: Context, line: int, values: dict[str, dict[str, float]]) -> str:
+        first = next(iter(values.values()), None)
+        if first is None or first["cluster_size"] == 0:
+            return "the line is in no new-character cluster"
+        ranked = sorted(values.items(), key=lambda kv: -kv[1]["cluster_voice"])
+        return (f"the line is one of {int(first['cluster_size'])} lines propagation gave to one new character; "
+                "that cluster's voice / face share / voice-model probability per candidate: " + "; ".join(
+                    f"{name} {v['cluster_voice']:.2f}/{v['cluster_face_share']:.2f}/{v['cluster_model_p']:.2f}"
+                    for name, v in ranked))
