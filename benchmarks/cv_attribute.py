@@ -1,10 +1,12 @@
 """Cross-validation of the attribution model on the training drama, by episode blocks.
 
     python benchmarks/cv_attribute.py [--drama ../shared/dramasr/ren_shi_jian] [--folds 4]
-        [--augment gt-1shot,gt-2shot] [--quick]
+        [--augment gt-1shot,gt-2shot] [--quick] [--ablation]
 
 Prints accuracy (non-seed, non-deleted lines, strict rule) of propagation, the cheap
-stage, the full stage, the policy at several margin thresholds, and refinement passes.
+stage, the full stage, the policy at several margin thresholds, and refinement passes
+(--quick: the full stage's first pass only; --ablation: also the full stage without each
+tool in turn).
 Only the training drama is read: this is where the model's choices are made.
 --augment adds training rows from propagation runs with other seed sets (drawn from the
 drama's truth), of the training folds' episodes only; evaluation is always on the
@@ -99,12 +101,21 @@ def main() -> None:
             score[test] = trees.predict_proba(X[test][:, cols])
         return normalise(score, rows.starts), fitted
 
+    def ablation() -> None:
+        for tool in FULL_TOOLS:
+            kept = tuple(t for t in FULL_TOOLS if t != tool)
+            s, _ = oof(data.X, kept)
+            b, _, _ = top_two(s, rows.starts)
+            report(f"full stage without {tool}", data.y[b])
+
     t = time.time()
     full_score, full_models = oof(data.X, FULL_TOOLS)
     print(f"fits: {time.time() - t:.0f} s")
     full_best, _, _ = top_two(full_score, rows.starts)
     report("full stage, 1 pass", data.y[full_best])
     if args.quick:
+        if args.ablation:
+            ablation()
         return
     cheap_score, cheap_models = oof(data.X, CHEAP_TOOLS)
     cheap_best, c1, c2 = top_two(cheap_score, rows.starts)
@@ -150,11 +161,7 @@ def main() -> None:
               f"full pass 1 {100 * data.y[full_best][sel].mean():.2f}")
 
     if args.ablation:
-        for tool in FULL_TOOLS:
-            kept = tuple(t for t in FULL_TOOLS if t != tool)
-            s, _ = oof(data.X, kept)
-            b, _, _ = top_two(s, rows.starts)
-            report(f"full stage without {tool}", data.y[b])
+        ablation()
 
 
 if __name__ == "__main__":

@@ -221,3 +221,18 @@ def scene_ids(ctx: Context) -> np.ndarray:
             new_scene[1:] = ~same_episode | (silence >= SCENE_GAP_S)
         ctx.cache["scene_id"] = np.cumsum(new_scene) - 1
     return ctx.cache["scene_id"]
+
+
+def new_character_clusters(ctx: Context) -> tuple[np.ndarray, int]:
+    """Per line, the id of its current new-character label (a voice propagation tied to no
+    seed: mostly one person, within one episode), -1 for other lines; and how many there
+    are. Cached per label state."""
+    if "new_character_clusters" not in ctx.derived:
+        ids: dict[str, int] = {}
+        cluster = np.full(len(ctx.state.label), -1, np.int64)
+        for i, name in enumerate(ctx.state.label):
+            if name.startswith(NEW_CHARACTER_PREFIX):
+                cluster[i] = ids.setdefault(name, len(ids))
+        ctx.derived["new_character_clusters"] = (cluster, len(ids))
+    return ctx.derived["new_character_clusters"]
+

@@ -16,31 +16,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from dramasr.data.model import NEW_CHARACTER_PREFIX
 from dramasr.tools.audio_sim import unit_embeddings, voice_model
-from dramasr.tools.base import Context, Tool
+from dramasr.tools.base import Context, Tool, new_character_clusters
 from dramasr.tools.faces_on_screen import face_tables
 
 EXTRA_CANDIDATES = 2  # named characters a cluster's lines are offered beyond propagation's list
-
-
-def clusters(ctx: Context) -> tuple[np.ndarray, int]:
-    """Per line, the id of its current new-character cluster (-1 when not in one); the count."""
-    if "voice_clusters" not in ctx.derived:
-        ids: dict[str, int] = {}
-        cluster = np.full(len(ctx.state.label), -1, np.int64)
-        for i, name in enumerate(ctx.state.label):
-            if name.startswith(NEW_CHARACTER_PREFIX):
-                cluster[i] = ids.setdefault(name, len(ids))
-        ctx.derived["voice_clusters"] = (cluster, len(ids))
-    return ctx.derived["voice_clusters"]
 
 
 def cluster_tables(ctx: Context) -> dict[str, np.ndarray]:
     """[G, C] tables over the current clusters (cached per label state)."""
     if "voice_cluster" in ctx.derived:
         return ctx.derived["voice_cluster"]
-    cluster, n_clusters = clusters(ctx)
+    cluster, n_clusters = new_character_clusters(ctx)
     unit = unit_embeddings(ctx)
     n_classes, other = len(ctx.classes), ctx.other
     member = np.flatnonzero(cluster >= 0)
@@ -83,7 +70,7 @@ def cluster_tables(ctx: Context) -> dict[str, np.ndarray]:
 def cluster_candidates(ctx: Context, line: int, k: int = EXTRA_CANDIDATES) -> list[int]:
     """The k named classes whose voice centroids the line's cluster is closest to ([] when
     the line is in no cluster)."""
-    cluster, _ = clusters(ctx)
+    cluster, _ = new_character_clusters(ctx)
     g = int(cluster[line])
     if g < 0 or ctx.other == 0:
         return []
@@ -102,7 +89,7 @@ class VoiceCluster(Tool):
     cost = 1.0
 
     def features(self, ctx: Context, pair_line: np.ndarray, pair_class: np.ndarray) -> dict[str, np.ndarray]:
-        cluster, _ = clusters(ctx)
+        cluster, _ = new_character_clusters(ctx)
         g = cluster[pair_line]
         inside = g >= 0
         t = cluster_tables(ctx)
