@@ -198,7 +198,7 @@ def audio_tables(ctx: Context) -> dict[str, np.ndarray]:
         "typical": typical, "top": top, "max": best, "count": counts,
         "local_top": local_top, "local_count": local_count,
         "scene_top": scene_top, "scene_max": scene_max, "scene_count": scene_count,
-        "seed_max": seed_best, "centroid": centroid_sim,
+        "seed_max": seed_best, "centroid": centroid_sim, "class_centroid": centroid,
     }
     ctx.derived["audio"] = tables
     return tables

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dramasr.tools.audio_sim import unit_embeddings, voice_model
+from dramasr.tools.audio_sim import audio_tables, unit_embeddings, voice_model
 from dramasr.tools.base import Context, Tool, new_character_clusters
 from dramasr.tools.faces_on_screen import face_tables
 
@@ -34,9 +34,7 @@ def cluster_tables(ctx: Context) -> dict[str, np.ndarray]:
     g = cluster[member]
     size = np.bincount(g, minlength=n_clusters).astype(np.float32)
 
-    centroid = np.zeros((n_classes, unit.shape[1]), np.float32)
-    np.add.at(centroid, ctx.label_class, unit)
-    centroid /= np.maximum(np.linalg.norm(centroid, axis=1, keepdims=True), 1e-8)
+    centroid = audio_tables(ctx)["class_centroid"]
     mean_voice = np.zeros((n_clusters, unit.shape[1]), np.float32)
     np.add.at(mean_voice, g, unit[member])
     mean_voice /= np.maximum(np.linalg.norm(mean_voice, axis=1, keepdims=True), 1e-8)
