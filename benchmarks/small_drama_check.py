@@ -43,6 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--drama", default=str(ROOT.parent / "shared/dramasr/ren_shi_jian"))
     parser.add_argument("--split", type=int, default=12, help="the small drama is episodes 1..split")
+    parser.add_argument("--augment", default="", help="also train on propagation from these seed sets, e.g. gt-1shot")
     args = parser.parse_args()
     src = Path(args.drama)
     full = load_drama(src)
@@ -56,7 +57,9 @@ def main() -> None:
         episode_subset(src, Path(tmp) / "rest", [n for n in numbers if n > args.split])
         small, rest = load_drama(Path(tmp) / "small"), load_drama(Path(tmp) / "rest")
         t = time.time()
-        model = train([rest], [propagate_labels(rest, {k: v for k, v in rest_seeds.items() if v})])
+        states = [propagate_labels(rest, {k: v for k, v in rest_seeds.items() if v})]
+        states += [propagate_labels(rest, key) for key in args.augment.split(",") if key]
+        model = train([rest] * len(states), states)
         print(f"trained on episodes {args.split + 1}-{numbers[-1]} in {time.time() - t:.0f} s")
         result = attribute(small, seeds={k: v for k, v in small_seeds.items() if v}, model=model)
     truth = small.lines.speaker
