@@ -51,7 +51,7 @@ def candidate_pairs(ctx: Context, lines: np.ndarray, top_k: int = TOP_K,
     starts = [0]
     for i in lines.tolist():
         ids = ctx.candidate_classes(i, top_k)
-        extra = [c for c in cluster_candidates(ctx, i, cluster_extra) if c not in ids] if cluster_extra else []
+        extra = [c for c in cluster_candidates(ctx, i, cluster_extra) if c not in ids]
         ids = ids[:-1] + extra + ids[-1:]
         pair_line.extend([i] * len(ids))
         pair_class.extend(ids)

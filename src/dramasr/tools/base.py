@@ -235,4 +235,3 @@ def new_character_clusters(ctx: Context) -> tuple[np.ndarray, int]:
                 cluster[i] = ids.setdefault(name, len(ids))
         ctx.derived["new_character_clusters"] = (cluster, len(ids))
     return ctx.derived["new_character_clusters"]
-

@@ -87,31 +87,18 @@ class VoiceCluster(Tool):
     cost = 1.0
 
     def features(self, ctx: Context, pair_line: np.ndarray, pair_class: np.ndarray) -> dict[str, np.ndarray]:
-        cluster, _ = new_character_clusters(ctx)
+        cluster, n_clusters = new_character_clusters(ctx)
+        names = ("cluster_size", "cluster_voice", "cluster_voice_margin", "cluster_best_voice",
+                 "cluster_best_margin", "cluster_face_share", "cluster_model_p")
+        if not n_clusters:
+            return {name: np.zeros(len(pair_line), np.float32) for name in names}
         g = cluster[pair_line]
         inside = g >= 0
-        t = cluster_tables(ctx)
         gi = np.where(inside, g, 0)
-
-        def per_pair(table: np.ndarray) -> np.ndarray:
-            if not len(table):
-                return np.zeros(len(pair_line), np.float32)
-            return np.where(inside, table[gi, pair_class], 0.0).astype(np.float32)
-
-        def per_line(values: np.ndarray) -> np.ndarray:
-            if not len(values):
-                return np.zeros(len(pair_line), np.float32)
-            return np.where(inside, values[gi], 0.0).astype(np.float32)
-
-        return {
-            "cluster_size": per_line(t["size"]),
-            "cluster_voice": per_pair(t["sim"]),
-            "cluster_voice_margin": per_pair(t["margin"]),
-            "cluster_best_voice": per_line(t["best"]),
-            "cluster_best_margin": per_line(t["best_margin"]),
-            "cluster_face_share": per_pair(t["face"]),
-            "cluster_model_p": per_pair(t["model"]),
-        }
+        t = cluster_tables(ctx)
+        values = (t["size"][gi], t["sim"][gi, pair_class], t["margin"][gi, pair_class], t["best"][gi],
+                  t["best_margin"][gi], t["face"][gi, pair_class], t["model"][gi, pair_class])
+        return {name: np.where(inside, v, 0.0).astype(np.float32) for name, v in zip(names, values, strict=True)}
 
     def describe(self, ctx: Context, line: int, values: dict[str, dict[str, float]]) -> str:
         first = next(iter(values.values()), None)
