@@ -203,3 +203,21 @@ def test_written_files_get_the_usual_mode_not_the_private_temp_mode(drama_dir: P
     out = save_drama(load_drama(drama_dir), tmp_path / "copy")
     mode = (out / "subtitle_data" / "0001.json").stat().st_mode & 0o777
     assert mode == 0o666 & ~umask
+
+
+def test_episode_range_is_a_drama_of_its_own():
+    from tests.helpers import make_drama
+
+    lines = [(ep, 2.0 * k, 2.0 * k + 1, "甲" if k % 2 else "乙", f"{ep}-{k}") for ep in (1, 2, 3) for k in range(4)]
+    faces = [(ep, 2.0 * k, 2.0 * k + 1, "甲", 0.9) for ep in (1, 2, 3) for k in range(ep)]
+    drama = make_drama(lines, faces, cast=["甲", "乙"])
+    part = drama.episode_range(2, 3)
+    assert [ep.number for ep in part.episodes] == [2, 3]
+    assert part.episodes[0].line_start == 0 and part.episodes[-1].line_stop == len(part.lines) == 8
+    assert part.lines.text == drama.lines.text[4:]
+    assert np.array_equal(part.lines.embedding, drama.lines.embedding[4:])
+    assert len(part.faces) == 5 and part.faces.frame_offsets[0] == 0
+    assert part.faces.frame_offsets[-1] == len(part.faces.frame) == len(part.faces.box)
+    assert part.episodes[1].face_start == 2 and part.episodes[1].face_stop == 5
+    with pytest.raises(IndexError):
+        drama.episode_range(7, 9)

@@ -210,3 +210,53 @@ def test_attribution_records_a_shared_subtitle():
     result = attribute(drama, labels=state, model=model)
     assert result.records[4].evidence["speakers_in_subtitle"] == 2
     assert "speakers_in_subtitle" not in result.records[5].evidence
+
+
+def _drifted_scene(seed: int):
+    """Episode 1: A and B, labelled. Episode 2: A's voice has drifted and propagation
+    called those lines 新角色-1 (A's face on screen); an extra's lines, 新角色-2, sound
+    like no one and show no named face."""
+    rng = np.random.default_rng(seed)
+    axes = np.eye(16)
+    drift = 0.6 * axes[0] + 0.8 * axes[3]
+    voices = ([axes[0] + 0.1 * rng.normal(size=16) for _ in range(10)]
+              + [axes[1] + 0.1 * rng.normal(size=16) for _ in range(10)]
+              + [drift + 0.5 * rng.normal(size=16) for _ in range(8)]
+              + [axes[5 + seed % 8] + 0.5 * rng.normal(size=16) for _ in range(8)])
+    truth = [A] * 10 + [B] * 10 + [A] * 8 + ["路人"] * 8
+    label = [A] * 10 + [B] * 10 + ["新角色-1"] * 8 + ["新角色-2"] * 8
+    lines = [(1 if k < 20 else 2, 3.0 * k, 3.0 * k + 1, s, "x") for k, s in enumerate(truth)]
+    faces = [(2, 3.0 * k + 0.5, 3.0 * k + 0.5, A, 0.9) for k in range(20, 28)]
+    drama = make_drama(lines, faces, cast=[A, B], embeddings=np.asarray(voices, np.float32))
+    cands = [[A, B]] * 20 + [["新角色-1", B]] * 8 + [["新角色-2", B]] * 8
+    state = LabelState(label, cands, [[0.5, 0.4]] * 36, np.zeros(36, bool))
+    return Context.build(drama, state, classes=[A, B])
+
+
+def test_group_stage_gives_a_drifted_voice_group_back_to_its_character():
+    from dramasr.reason.groups import group_rows, group_targets
+    from dramasr.reason.policy import Decisions, resolve_groups
+    from dramasr.train import group_stage
+
+    ctx = _drifted_scene(0)
+    rows = group_rows(ctx)
+    y = group_targets(ctx, rows, list(ctx.drama.lines.speaker))
+    drifted = (rows.group == rows.cluster[20]) & (rows.cls == ctx.class_of[A])
+    assert y[drifted].all() and y.sum() == 1  # only (A's group, A) is a true pair
+    scenes = [_drifted_scene(s) for s in range(8)]
+    parts = [(group_rows(c), c) for c in scenes]
+    X = np.concatenate([r.X for r, _ in parts])
+    y_all = np.concatenate([group_targets(c, r, list(c.drama.lines.speaker)) for r, c in parts])
+    stage = group_stage(X, y_all, SMALL)
+    assert stage is not None
+
+    fresh = _drifted_scene(11)
+    lines = np.arange(len(fresh.drama.lines))
+    empty = np.zeros(len(lines))
+    decisions = Decisions(lines, None, empty, lines, empty, empty, np.zeros(len(lines), bool),  # type: ignore[arg-type]
+                          np.zeros(len(lines), np.int32), list(fresh.state.label), 3)
+    out = resolve_groups(fresh, stage, 0.5, decisions)
+    assert out.labels[20:28] == [A] * 8  # the drifted group goes back to A
+    assert out.labels[28:] == ["新角色-2"] * 8  # the extra stays a new character
+    assert (out.group_size[20:28] == 8).all() and (out.group_size[28:] == 0).all()
+    assert out.group_probability[20] > 0.5

@@ -106,6 +106,7 @@ def _records(ctx: Context, labels: LabelState, decisions: Decisions) -> list[Pre
     final = decisions.labels
     parts = line_speech_parts(ctx)
     second_cls = rows.cls[second_row]
+    group_size = decisions.group_size if decisions.group_size is not None else np.zeros(n_lines, np.int32)
     for k, i in enumerate(rows.lines.tolist()):
         lo, hi = rows.starts[k], rows.starts[k + 1]
         ranked = sorted(range(lo, hi), key=lambda j: -score[j])[:3]
@@ -121,7 +122,12 @@ def _records(ctx: Context, labels: LabelState, decisions: Decisions) -> list[Pre
             ev["speakers_in_subtitle"] = int(parts[i])  # words of several speakers: named "A/B"
         if runner is not None:
             ev["runner_up"] = {v: round(float(evidence[c][1][k]), 3) for c, v in _EVIDENCE.items() if c in evidence}
-        out[i] = PredictionRecord(i, episode[i], final[i], round(float(decisions.confidence[k]), 4), runner, cands, ev)
+        confidence = float(decisions.confidence[k])
+        if group_size[k]:  # the group stage gave the line's whole new-character group to one character
+            confidence = float(decisions.group_probability[k])  # type: ignore[index]
+            ev["group_stage"] = {"group_lines": int(group_size[k]), "probability": round(confidence, 4),
+                                 "line_stage_speaker": ctx.classes[rows.cls[decisions.best_row[k]]]}
+        out[i] = PredictionRecord(i, episode[i], final[i], round(confidence, 4), runner, cands, ev)
     return [r for r in out if r is not None]
 
 

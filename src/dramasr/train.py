@@ -23,6 +23,9 @@ from dramasr.attribute import propagate_labels
 from dramasr.data.model import Drama
 from dramasr.errors import DramaError
 from dramasr.reason.features import PairRows, candidate_pairs, feature_table
+from dramasr.reason.groups import FEATURES as GROUP_FEATURES
+from dramasr.reason.groups import TOOLS as GROUP_TOOLS
+from dramasr.reason.groups import group_rows, group_targets
 from dramasr.reason.model import AttributionModel, Stage, TreeEnsemble, normalise, top_two
 from dramasr.tools import Context, LabelState
 
@@ -38,6 +41,13 @@ HGB_PARAMS: dict[str, Any] = {
     "l2_regularization": 1.0, "early_stopping": False, "random_state": 0,
 }
 MARGIN_THRESHOLD = 0.5
+# the group stage (dramasr.reason.groups): its trees, decision threshold, and the runs of
+# episodes taken as small dramas of their own for its training groups
+GROUP_PARAMS: dict[str, Any] = {
+    "max_iter": 150, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 20, "random_state": 0,
+}
+GROUP_THRESHOLD = 0.5
+GROUP_BLOCK_EPISODES = (12, 6)
 PASSES = 3
 REFINE_FOLDS = 4  # episode blocks for the out-of-fold first-pass labels the refinement stages read
 # extra training rows from propagation with weaker seed sets drawn from the training
@@ -120,12 +130,70 @@ def train(dramas: Sequence[Drama], states: Sequence[LabelState], *, params: dict
         else:
             log.warning("a training drama has fewer than 2 episodes: every pass uses the first-pass stages")
     if hook:
+        hook("training groups for the group stage", (len(dramas) + 3.5) / steps)
+    groups = group_stage(*group_training_rows([part.ctx for part in parts])[:2])
+    if hook:
         hook("trained", 1.0)
     import sklearn
 
     info = {"trained_on": [d.name for d in dramas], "pairs": len(data.y), "sklearn": sklearn.__version__,
-            "params": params or HGB_PARAMS}
-    return AttributionModel(cheap, full, margin_threshold, passes, info, refine_cheap, refine_full)
+            "params": params or HGB_PARAMS, "group_params": GROUP_PARAMS,
+            "group_block_episodes": list(GROUP_BLOCK_EPISODES)}
+    return AttributionModel(cheap, full, margin_threshold, passes, info, refine_cheap, refine_full, groups,
+                            GROUP_THRESHOLD)
+
+
+def episode_blocks(drama: Drama, widths: Sequence[int] = GROUP_BLOCK_EPISODES) -> list[tuple[int, int]]:
+    """(first, last) episode numbers of consecutive runs of `width` episodes, for each width
+    (a drama with no more episodes than the width gives none)."""
+    numbers = [ep.number for ep in drama.episodes]
+    return [(numbers[k], numbers[min(k + w, len(numbers)) - 1])
+            for w in widths if len(numbers) > w for k in range(0, len(numbers), w)]
+
+
+def small_drama_states(ctx: Context, widths: Sequence[int] = GROUP_BLOCK_EPISODES) -> list[Context]:
+    """Contexts of propagation over runs of the drama's episodes taken as dramas of their
+    own, each seeded with the seeds of `ctx.state` that fall in it."""
+    out = []
+    for first, last in episode_blocks(ctx.drama, widths):
+        small = ctx.drama.episode_range(first, last)
+        lo = next(ep.line_start for ep in ctx.drama.episodes if ep.number == first)
+        seeds: dict[str, list[int]] = {}
+        for i in np.flatnonzero(ctx.state.is_seed[lo:lo + len(small.lines)]).tolist():
+            seeds.setdefault(ctx.state.label[lo + i], []).append(i)
+        if seeds:
+            out.append(Context.build(small, propagate_labels(small, seeds)))
+    return out
+
+
+def group_training_rows(contexts: Sequence[Context], widths: Sequence[int] = GROUP_BLOCK_EPISODES,
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group-stage rows from propagation's new-character groups over each training drama
+    and over runs of its episodes: X, y, and the episodes each row depends on ([R, 2] first
+    and last episode number: the run's, or the group's main episode in a whole drama), so
+    cross-validation can leave a block of episodes out."""
+    X, y, span = [], [], []
+    for ctx in contexts:
+        for small in [ctx, *small_drama_states(ctx, widths)]:
+            rows = group_rows(small)
+            X.append(rows.X)
+            y.append(group_targets(small, rows, small.drama.lines.speaker))
+            if small is ctx:
+                main = np.array([np.bincount(ctx.drama.lines.episode[rows.cluster == g]).argmax()
+                                 for g in range(int(rows.cluster.max()) + 1)], np.int64)
+                span.append(np.repeat(main[rows.group][:, None], 2, axis=1))
+            else:
+                numbers = [small.drama.episodes[0].number, small.drama.episodes[-1].number]
+                span.append(np.tile(np.asarray(numbers, np.int64), (len(rows), 1)))
+    return np.concatenate(X), np.concatenate(y), np.concatenate(span)
+
+
+def group_stage(X: np.ndarray, y: np.ndarray, params: dict[str, Any] | None = None) -> Stage | None:
+    """The group stage fitted on `group_training_rows` (None without groups of both kinds)."""
+    if not y.any() or y.all():
+        log.warning("no training groups of both kinds: the model has no group stage")
+        return None
+    return Stage(list(GROUP_TOOLS), list(GROUP_FEATURES), fit_trees(X, y, params or GROUP_PARAMS))
 
 
 def first_pass_scores(data: TrainingRows, models: Sequence[tuple[Stage, Stage]], folds: Sequence[np.ndarray],

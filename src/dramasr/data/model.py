@@ -6,7 +6,7 @@ lists of strings, so loading and slicing stay fast and small.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -164,6 +164,29 @@ class Drama:
         seen = {n for n in set(self.faces.name) if n in cast} if len(self.faces) else cast
         narration = {s for s in set(self.lines.speaker) if NARRATION_MARK in s and DELETED_MARK not in s}
         return frozenset(seen | narration)
+
+    def episode_range(self, first: int, last: int) -> Drama:
+        """The drama made of its episodes numbered first..last (a contiguous run of lines
+        and face tracks), as if released on their own: line indices start at 0 again."""
+        chosen = [ep for ep in self.episodes if first <= ep.number <= last]
+        if not chosen:
+            raise IndexError(f"no episode numbered {first}..{last}")
+        lo, hi = chosen[0].line_start, chosen[-1].line_stop
+        f_lo, f_hi = chosen[0].face_start, chosen[-1].face_stop
+        lines = Lines(**{f.name: getattr(self.lines, f.name)[lo:hi] for f in fields(Lines)})
+        faces = self.faces
+        b_lo, b_hi = int(faces.frame_offsets[f_lo]), int(faces.frame_offsets[f_hi])
+        sliced = {f.name: getattr(faces, f.name)[f_lo:f_hi] for f in fields(FaceTracks)
+                  if f.name not in ("frame_offsets", "frame", "box", "extra_ids", "id_count")}
+        faces = FaceTracks(
+            **sliced, frame_offsets=faces.frame_offsets[f_lo:f_hi + 1] - b_lo, frame=faces.frame[b_lo:b_hi],
+            box=faces.box[b_lo:b_hi], extra_ids={k - f_lo: v for k, v in faces.extra_ids.items() if f_lo <= k < f_hi},
+            id_count=None if faces.id_count is None else faces.id_count[f_lo:f_hi],
+        )
+        episodes = [replace(ep, line_start=ep.line_start - lo, line_stop=ep.line_stop - lo,
+                            face_start=ep.face_start - f_lo, face_stop=ep.face_stop - f_lo) for ep in chosen]
+        return Drama(f"{self.name}[{first}-{last}]", episodes, lines, faces, self.face_info, self.relation,
+                     self.captions, source=self.source, missing=list(self.missing))
 
     def episode_of_line(self, line: int) -> Episode:
         for ep in self.episodes:

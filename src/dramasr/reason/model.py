@@ -112,6 +112,9 @@ class AttributionModel:
     score) is at least this keeps the cheap decision. `passes`: refinement passes.
     `refine_cheap` / `refine_full`: the stages of the passes after the first, trained on
     context read from first-pass labels (absent: the first-pass stages serve every pass).
+    `groups`: scores (new-character group, named candidate) pairs after the last pass; a
+    group whose best candidate scores above `group_threshold` is given to it (absent: no
+    group stage).
     """
 
     cheap: Stage
@@ -121,6 +124,8 @@ class AttributionModel:
     info: dict[str, Any] = field(default_factory=dict)
     refine_cheap: Stage | None = None
     refine_full: Stage | None = None
+    groups: Stage | None = None  # the group stage (`dramasr.reason.groups`), after the last pass
+    group_threshold: float = 0.5
 
     def stages(self, pass_index: int) -> tuple[Stage, Stage]:
         """(cheap, full) stages of the pass_index-th pass (0-based)."""
@@ -132,6 +137,8 @@ class AttributionModel:
         named = [("cheap", self.cheap), ("full", self.full)]
         if self.refine_cheap is not None and self.refine_full is not None:
             named += [("refine_cheap", self.refine_cheap), ("refine_full", self.refine_full)]
+        if self.groups is not None:
+            named.append(("groups", self.groups))
         return named
 
     def save(self, path: str | Path) -> Path:
@@ -139,6 +146,7 @@ class AttributionModel:
 
         meta = {
             "format_version": FORMAT_VERSION, "margin_threshold": self.margin_threshold, "passes": self.passes,
+            "group_threshold": self.group_threshold,
             "stages": {name: {"tools": st.tools, "feature_names": st.feature_names}
                        for name, st in self._named_stages()},
             "info": self.info,
@@ -171,7 +179,8 @@ class AttributionModel:
             raise DramaError(f"cannot read attribution model: {exc}", file=path,
                              hint="pass a file written by `dramasr train`") from exc
         return cls(stages["cheap"], stages["full"], float(meta["margin_threshold"]), int(meta["passes"]),
-                   meta.get("info", {}), stages.get("refine_cheap"), stages.get("refine_full"))
+                   meta.get("info", {}), stages.get("refine_cheap"), stages.get("refine_full"), stages.get("groups"),
+                   float(meta.get("group_threshold", 0.5)))
 
 
 def default_model_path() -> Path:

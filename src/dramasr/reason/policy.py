@@ -8,13 +8,15 @@ stage's tools; a close line consulted every tool of the full stage.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import numpy as np
 
 from dramasr.data.model import NARRATION_MARK, NEW_CHARACTER_PREFIX, OTHER, SPEAKER_SEPARATOR
 from dramasr.reason.features import PairRows, candidate_pairs, feature_matrix, line_speech_parts
+from dramasr.reason.groups import FEATURES as GROUP_FEATURES
+from dramasr.reason.groups import group_decisions, group_rows
 from dramasr.reason.model import AttributionModel, Stage, normalise, select, top_two
 from dramasr.tools import Context
 
@@ -35,6 +37,8 @@ class Decisions:
     tool_calls: np.ndarray  # int32 [L]
     labels: list[str]  # final speaker name per line of the drama
     passes: int
+    group_size: np.ndarray | None = None  # int32 [L]: size of the new-character group that decided the line, 0: none
+    group_probability: np.ndarray | None = None  # float [L]: the group stage's probability of its speaker
 
 
 def stage_scores(ctx: Context, rows: PairRows, stage: Stage) -> np.ndarray:
@@ -142,9 +146,37 @@ def run_policy(ctx: Context, model: AttributionModel, *, passes: int | None = No
         if p + 1 < passes:
             ctx = ctx.relabel(labels)
     assert decisions is not None
+    if model.groups is not None:
+        if hook:
+            hook("group stage", 0.99)
+        ctx = ctx.relabel(decisions.labels)
+        decisions = resolve_groups(ctx, model.groups, model.group_threshold, decisions)
     if hook:
         hook("reasoning done", 1.0)
     return ctx, decisions
 
 
-__all__ = ["Decisions", "policy_scores", "run_policy", "scored_labels", "stage_scores", "speaker_names", "subset_rows"]
+def resolve_groups(ctx: Context, stage: Stage, threshold: float, decisions: Decisions) -> Decisions:
+    """The group stage (`dramasr.reason.groups`) over the new-character groups of `ctx`'s
+    labels (the last pass's): each group whose best candidate passes the threshold is given to it."""
+    rows = group_rows(ctx)
+    size = np.zeros(len(decisions.lines), np.int32)
+    probability = np.zeros(len(decisions.lines))
+    if len(rows):
+        X = rows.X[:, select(list(GROUP_FEATURES), stage.feature_names)]
+        chosen = group_decisions(rows, stage.trees.predict_proba(X), threshold)
+        labels = list(decisions.labels)
+        position = np.full(len(labels), -1, np.int64)
+        position[decisions.lines] = np.arange(len(decisions.lines))
+        for g, (c, p) in chosen.items():
+            members = np.flatnonzero(rows.cluster == g)
+            for i in members.tolist():
+                labels[i] = ctx.classes[c]
+            k = position[members]
+            size[k[k >= 0]], probability[k[k >= 0]] = len(members), p
+        decisions = replace(decisions, labels=labels)
+    return replace(decisions, group_size=size, group_probability=probability)
+
+
+__all__ = ["Decisions", "policy_scores", "resolve_groups", "run_policy", "scored_labels", "stage_scores",
+           "speaker_names", "subset_rows"]
