@@ -24,6 +24,7 @@ import numpy as np
 from dramasr.attribute import propagate_labels
 from dramasr.data import load_drama
 from dramasr.reason.features import feature_table
+from dramasr.reason.groups import group_decisions, group_rows
 from dramasr.reason.model import normalise, top_two
 from dramasr.reason.policy import scored_labels
 from dramasr.tools import label_state_from_release
@@ -35,6 +36,8 @@ from dramasr.train import (
     _columns,
     episode_folds,
     fit_trees,
+    group_stage,
+    group_training_rows,
     training_rows,
 )
 
@@ -155,6 +158,9 @@ def main() -> None:
             report(f"policy t={MARGIN_THRESHOLD}, pass {p}{suffix}", np.where(close, data.y[fb], data.y[cb]))
             report(f"full stage, pass {p}{suffix}", data.y[fb])
             pass_score = np.where(np.repeat(close, np.diff(rows.starts)), full_score, cheap_score)
+        if refit:
+            final_labels = scored_labels(pass_ctx, rows, pass_score)
+    group_stage_cv(ctx, final_labels, folds, report, truth_class, rows.lines)
     for k, fold in enumerate(folds):
         sel = np.isin(line_episode, fold)
         print(f"fold {k} episodes {fold[0]}-{fold[-1]}: propagation {100 * lp_hit[sel].mean():.2f}  "
@@ -162,6 +168,34 @@ def main() -> None:
 
     if args.ablation:
         ablation()
+
+
+def group_stage_cv(ctx, final_labels: list[str], folds: list[np.ndarray], report, truth_class: np.ndarray,
+                   lines: np.ndarray) -> None:
+    """The group stage after pass 3, per fold fitted on groups that do not depend on the
+    fold's episodes (propagation over the whole drama: groups whose main episode is
+    outside the fold; over runs of episodes: runs that do not overlap it), at several
+    thresholds."""
+    t = time.time()
+    X, y, span = group_training_rows([ctx])
+    final = ctx.relabel(final_labels)
+    rows = group_rows(final)
+    episode = final.drama.lines.episode
+    main = np.array([np.bincount(episode[rows.cluster == g]).argmax() for g in range(int(rows.cluster.max()) + 1)])
+    probability = np.zeros(len(rows))
+    for fold in folds:
+        keep = (span[:, 1] < fold[0]) | (span[:, 0] > fold[-1])
+        stage = group_stage(X[keep], y[keep])
+        here = np.isin(main[rows.group], fold)
+        probability[here] = stage.trees.predict_proba(rows.X[here])
+    print(f"group stage: {len(y)} training rows ({int(y.sum())} true) in {time.time() - t:.0f} s")
+    for threshold in (0.3, 0.4, 0.5, 0.6, 0.7):
+        labels = list(final_labels)
+        for g, (c, _) in group_decisions(rows, probability, threshold).items():
+            for i in np.flatnonzero(rows.cluster == g).tolist():
+                labels[i] = ctx.classes[c]
+        hit = ctx.classes_of(labels)[lines] == truth_class[lines]
+        report(f"+ group stage, threshold {threshold}", hit)
 
 
 if __name__ == "__main__":
