@@ -24,7 +24,7 @@ import numpy as np
 from dramasr.attribute import propagate_labels
 from dramasr.data import load_drama
 from dramasr.reason.features import feature_table
-from dramasr.reason.groups import group_decisions, group_rows
+from dramasr.reason.groups import group_decisions, group_rows, main_episodes
 from dramasr.reason.model import normalise, top_two
 from dramasr.reason.policy import scored_labels
 from dramasr.tools import label_state_from_release
@@ -180,8 +180,7 @@ def group_stage_cv(ctx, final_labels: list[str], folds: list[np.ndarray], report
     X, y, span = group_training_rows([ctx])
     final = ctx.relabel(final_labels)
     rows = group_rows(final)
-    episode = final.drama.lines.episode
-    main = np.array([np.bincount(episode[rows.cluster == g]).argmax() for g in range(int(rows.cluster.max()) + 1)])
+    main = main_episodes(final, rows)
     probability = np.zeros(len(rows))
     for fold in folds:
         keep = (span[:, 1] < fold[0]) | (span[:, 0] > fold[-1])

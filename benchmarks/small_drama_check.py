@@ -11,8 +11,6 @@ propagation's and our strict accuracy on it. No test drama is read.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,18 +23,6 @@ from dramasr.score import line_correct, scored_mask
 from dramasr.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def episode_subset(src: Path, dst: Path, numbers: list[int]) -> None:
-    """A drama folder of some episodes of `src`, by symbolic links."""
-    for sub in ("subtitle_data", "face_data", "sv_embedding"):
-        (dst / sub).mkdir(parents=True)
-    for n in numbers:
-        for sub, ext in (("subtitle_data", "json"), ("face_data", "json"), ("sv_embedding", "npy")):
-            os.symlink(src / sub / f"{n:04d}.{ext}", dst / sub / f"{n:04d}.{ext}")
-    os.symlink(src / "face_data" / "face_info.json", dst / "face_data" / "face_info.json")
-    if (src / "relation.json").exists():
-        os.symlink(src / "relation.json", dst / "relation.json")
 
 
 def main() -> None:
@@ -52,16 +38,13 @@ def main() -> None:
     cut = next(ep.line_start for ep in full.episodes if ep.number > args.split)
     small_seeds = {c["name"]: [i for i in c["utterance_list"] if i < cut] for c in seeds}
     rest_seeds = {c["name"]: [i - cut for i in c["utterance_list"] if i >= cut] for c in seeds}
-    with tempfile.TemporaryDirectory() as tmp:
-        episode_subset(src, Path(tmp) / "small", [n for n in numbers if n <= args.split])
-        episode_subset(src, Path(tmp) / "rest", [n for n in numbers if n > args.split])
-        small, rest = load_drama(Path(tmp) / "small"), load_drama(Path(tmp) / "rest")
-        t = time.time()
-        states = [propagate_labels(rest, {k: v for k, v in rest_seeds.items() if v})]
-        states += [propagate_labels(rest, key) for key in args.augment.split(",") if key]
-        model = train([rest] * len(states), states)
-        print(f"trained on episodes {args.split + 1}-{numbers[-1]} in {time.time() - t:.0f} s")
-        result = attribute(small, seeds={k: v for k, v in small_seeds.items() if v}, model=model)
+    small, rest = full.episode_range(numbers[0], args.split), full.episode_range(args.split + 1, numbers[-1])
+    t = time.time()
+    states = [propagate_labels(rest, {k: v for k, v in rest_seeds.items() if v})]
+    states += [propagate_labels(rest, key) for key in args.augment.split(",") if key]
+    model = train([rest] * len(states), states)
+    print(f"trained on episodes {args.split + 1}-{numbers[-1]} in {time.time() - t:.0f} s")
+    result = attribute(small, seeds={k: v for k, v in small_seeds.items() if v}, model=model)
     truth = small.lines.speaker
     named = small.named_characters()
     mask = scored_mask(truth)

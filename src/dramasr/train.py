@@ -25,7 +25,7 @@ from dramasr.errors import DramaError
 from dramasr.reason.features import PairRows, candidate_pairs, feature_table
 from dramasr.reason.groups import FEATURES as GROUP_FEATURES
 from dramasr.reason.groups import TOOLS as GROUP_TOOLS
-from dramasr.reason.groups import group_rows, group_targets
+from dramasr.reason.groups import group_rows, group_targets, main_episodes
 from dramasr.reason.model import AttributionModel, Stage, TreeEnsemble, normalise, top_two
 from dramasr.tools import Context, LabelState
 
@@ -179,9 +179,7 @@ def group_training_rows(contexts: Sequence[Context], widths: Sequence[int] = GRO
             X.append(rows.X)
             y.append(group_targets(small, rows, small.drama.lines.speaker))
             if small is ctx:
-                main = np.array([np.bincount(ctx.drama.lines.episode[rows.cluster == g]).argmax()
-                                 for g in range(int(rows.cluster.max()) + 1)], np.int64)
-                span.append(np.repeat(main[rows.group][:, None], 2, axis=1))
+                span.append(np.repeat(main_episodes(ctx, rows)[rows.group][:, None], 2, axis=1))
             else:
                 numbers = [small.drama.episodes[0].number, small.drama.episodes[-1].number]
                 span.append(np.tile(np.asarray(numbers, np.int64), (len(rows), 1)))

@@ -161,6 +161,13 @@ def group_rows(ctx: Context, voice_candidates: int = VOICE_CANDIDATES) -> GroupR
     return GroupRows(g, c, X, cluster)
 
 
+def main_episodes(ctx: Context, rows: GroupRows) -> np.ndarray:
+    """[G] the episode number most of each group's lines are in."""
+    episode = ctx.drama.lines.episode
+    n_groups = int(rows.cluster.max()) + 1
+    return np.array([np.bincount(episode[rows.cluster == g]).argmax() for g in range(n_groups)], np.int64)
+
+
 def group_targets(ctx: Context, rows: GroupRows, truth: list[str]) -> np.ndarray:
     """True where the candidate speaks more than half of the group's scored lines."""
     truth_class = ctx.classes_of(truth)
@@ -183,4 +190,4 @@ def group_decisions(rows: GroupRows, probability: np.ndarray, threshold: float) 
     return out
 
 
-__all__ = ["FEATURES", "TOOLS", "GroupRows", "group_decisions", "group_rows", "group_targets"]
+__all__ = ["FEATURES", "TOOLS", "GroupRows", "group_decisions", "group_rows", "group_targets", "main_episodes"]
