@@ -24,7 +24,7 @@ import numpy as np
 from dramasr.attribute import propagate_labels
 from dramasr.data import load_drama
 from dramasr.reason.features import feature_table
-from dramasr.reason.groups import group_decisions, group_rows, main_episodes
+from dramasr.reason.groups import group_decisions, group_rows
 from dramasr.reason.model import normalise, top_two
 from dramasr.reason.policy import scored_labels
 from dramasr.tools import label_state_from_release
@@ -180,12 +180,11 @@ def group_stage_cv(ctx, final_labels: list[str], folds: list[np.ndarray], report
     X, y, span = group_training_rows([ctx])
     final = ctx.relabel(final_labels)
     rows = group_rows(final)
-    main = main_episodes(final, rows)
     probability = np.zeros(len(rows))
     for fold in folds:
         keep = (span[:, 1] < fold[0]) | (span[:, 0] > fold[-1])
         stage = group_stage(X[keep], y[keep])
-        here = np.isin(main[rows.group], fold)
+        here = np.isin(rows.episode[rows.group], fold)
         probability[here] = stage.trees.predict_proba(rows.X[here])
     print(f"group stage: {len(y)} training rows ({int(y.sum())} true) in {time.time() - t:.0f} s")
     for threshold in (0.3, 0.4, 0.5, 0.6, 0.7):

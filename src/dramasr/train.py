@@ -25,7 +25,7 @@ from dramasr.errors import DramaError
 from dramasr.reason.features import PairRows, candidate_pairs, feature_table
 from dramasr.reason.groups import FEATURES as GROUP_FEATURES
 from dramasr.reason.groups import TOOLS as GROUP_TOOLS
-from dramasr.reason.groups import group_rows, group_targets, main_episodes
+from dramasr.reason.groups import group_rows, group_targets
 from dramasr.reason.model import AttributionModel, Stage, TreeEnsemble, normalise, top_two
 from dramasr.tools import Context, LabelState
 
@@ -151,7 +151,7 @@ def episode_blocks(drama: Drama, widths: Sequence[int] = GROUP_BLOCK_EPISODES) -
             for w in widths if len(numbers) > w for k in range(0, len(numbers), w)]
 
 
-def small_drama_states(ctx: Context, widths: Sequence[int] = GROUP_BLOCK_EPISODES) -> list[Context]:
+def small_drama_contexts(ctx: Context, widths: Sequence[int] = GROUP_BLOCK_EPISODES) -> list[Context]:
     """Contexts of propagation over runs of the drama's episodes taken as dramas of their
     own, each seeded with the seeds of `ctx.state` that fall in it."""
     out = []
@@ -174,12 +174,12 @@ def group_training_rows(contexts: Sequence[Context], widths: Sequence[int] = GRO
     cross-validation can leave a block of episodes out."""
     X, y, span = [], [], []
     for ctx in contexts:
-        for small in [ctx, *small_drama_states(ctx, widths)]:
+        for small in [ctx, *small_drama_contexts(ctx, widths)]:
             rows = group_rows(small)
             X.append(rows.X)
             y.append(group_targets(small, rows, small.drama.lines.speaker))
             if small is ctx:
-                span.append(np.repeat(main_episodes(ctx, rows)[rows.group][:, None], 2, axis=1))
+                span.append(np.repeat(rows.episode[rows.group][:, None], 2, axis=1))
             else:
                 numbers = [small.drama.episodes[0].number, small.drama.episodes[-1].number]
                 span.append(np.tile(np.asarray(numbers, np.int64), (len(rows), 1)))

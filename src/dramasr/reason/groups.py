@@ -48,6 +48,7 @@ class GroupRows:
     cls: np.ndarray  # int32 [R]
     X: np.ndarray  # float32 [R, len(FEATURES)]
     cluster: np.ndarray  # int64 [N], group of each line (-1: none)
+    episode: np.ndarray  # int64 [G], the episode number most of each group's lines are in
 
     def __len__(self) -> int:
         return len(self.group)
@@ -111,7 +112,7 @@ def group_rows(ctx: Context, voice_candidates: int = VOICE_CANDIDATES) -> GroupR
     other = ctx.other
     if n_groups == 0 or other == 0:
         return GroupRows(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros((0, len(FEATURES)), np.float32),
-                         cluster)
+                         cluster, np.zeros(n_groups, np.int64))
     t = cluster_tables(ctx)
     member = np.flatnonzero(cluster >= 0)
     group = cluster[member]
@@ -158,14 +159,7 @@ def group_rows(ctx: Context, voice_candidates: int = VOICE_CANDIDATES) -> GroupR
         listed[g, c], scene_lines[g, c],
     )
     X = np.stack([np.asarray(col, np.float32) for col in columns], axis=1)
-    return GroupRows(g, c, X, cluster)
-
-
-def main_episodes(ctx: Context, rows: GroupRows) -> np.ndarray:
-    """[G] the episode number most of each group's lines are in."""
-    episode = ctx.drama.lines.episode
-    n_groups = int(rows.cluster.max()) + 1
-    return np.array([np.bincount(episode[rows.cluster == g]).argmax() for g in range(n_groups)], np.int64)
+    return GroupRows(g, c, X, cluster, episodes[main_episode].astype(np.int64))
 
 
 def group_targets(ctx: Context, rows: GroupRows, truth: list[str]) -> np.ndarray:
@@ -190,4 +184,4 @@ def group_decisions(rows: GroupRows, probability: np.ndarray, threshold: float) 
     return out
 
 
-__all__ = ["FEATURES", "TOOLS", "GroupRows", "group_decisions", "group_rows", "group_targets", "main_episodes"]
+__all__ = ["FEATURES", "TOOLS", "GroupRows", "group_decisions", "group_rows", "group_targets"]
