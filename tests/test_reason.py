@@ -3,6 +3,8 @@ the model file round-trips, and dramas lacking relations/captions/faces are attr
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from tests.helpers import make_drama
@@ -212,30 +214,33 @@ def test_attribution_records_a_shared_subtitle():
     assert "speakers_in_subtitle" not in result.records[5].evidence
 
 
-def _drifted_scene(seed: int):
+def _drifted_scene(seed: int, on_screen: str = A, extra_face: str | None = None):
     """Episode 1: A and B, labelled. Episode 2: A's voice has drifted and propagation
-    called those lines 新角色-1 (A's face on screen); an extra's lines, 新角色-2, sound
-    like no one and show no named face."""
+    called those lines 新角色-1 (the face of `on_screen` shown); an extra's lines, 新角色-2,
+    sound like no one (the face of `extra_face` shown, if any)."""
     rng = np.random.default_rng(seed)
     axes = np.eye(16)
     drift = 0.6 * axes[0] + 0.8 * axes[3]
     voices = ([axes[0] + 0.1 * rng.normal(size=16) for _ in range(10)]
               + [axes[1] + 0.1 * rng.normal(size=16) for _ in range(10)]
               + [drift + 0.5 * rng.normal(size=16) for _ in range(8)]
-              + [axes[5 + seed % 8] + 0.5 * rng.normal(size=16) for _ in range(8)])
+              + [axes[5 + seed % 8] + 0.2 * rng.normal(size=16) for _ in range(8)])
     truth = [A] * 10 + [B] * 10 + [A] * 8 + ["路人"] * 8
     label = [A] * 10 + [B] * 10 + ["新角色-1"] * 8 + ["新角色-2"] * 8
     lines = [(1 if k < 20 else 2, 3.0 * k, 3.0 * k + 1, s, "x") for k, s in enumerate(truth)]
-    faces = [(2, 3.0 * k + 0.5, 3.0 * k + 0.5, A, 0.9) for k in range(20, 28)]
+    faces = [(2, 3.0 * k + 0.5, 3.0 * k + 0.5, on_screen, 0.9) for k in range(20, 28)]
+    if extra_face:
+        faces += [(2, 3.0 * k + 0.5, 3.0 * k + 0.5, extra_face, 0.9) for k in range(28, 36)]
     drama = make_drama(lines, faces, cast=[A, B], embeddings=np.asarray(voices, np.float32))
     cands = [[A, B]] * 20 + [["新角色-1", B]] * 8 + [["新角色-2", B]] * 8
     state = LabelState(label, cands, [[0.5, 0.4]] * 36, np.zeros(36, bool))
     return Context.build(drama, state, classes=[A, B])
 
 
-def test_group_stage_gives_a_drifted_voice_group_back_to_its_character():
+@functools.cache
+def _group_stage_on_drifted_scenes():
+    """A group stage fitted on drifted scenes where the drifted speaker's face is seen."""
     from dramasr.reason.groups import group_rows, group_targets
-    from dramasr.reason.policy import Decisions, resolve_groups
     from dramasr.train import group_stage
 
     ctx = _drifted_scene(0)
@@ -243,14 +248,22 @@ def test_group_stage_gives_a_drifted_voice_group_back_to_its_character():
     y = group_targets(ctx, rows, list(ctx.drama.lines.speaker))
     drifted = (rows.group == rows.cluster[20]) & (rows.cls == ctx.class_of[A])
     assert y[drifted].all() and y.sum() == 1  # only (A's group, A) is a true pair
-    scenes = [_drifted_scene(s) for s in range(8)]
+    # A's face is always seen during A's drifted group; B's is sometimes seen while an extra speaks
+    scenes = [_drifted_scene(s, extra_face=B if s % 2 else None) for s in range(16)]
     parts = [(group_rows(c), c) for c in scenes]
     X = np.concatenate([r.X for r, _ in parts])
     y_all = np.concatenate([group_targets(c, r, list(c.drama.lines.speaker)) for r, c in parts])
     stage = group_stage(X, y_all, SMALL)
     assert stage is not None
+    return stage
 
-    fresh = _drifted_scene(11)
+
+@pytest.mark.parametrize("on_screen", [A, B])  # B: A speaks off screen, B's reaction is shown
+def test_group_stage_gives_a_drifted_voice_group_back_to_its_character(on_screen):
+    from dramasr.reason.policy import Decisions, resolve_groups
+
+    stage = _group_stage_on_drifted_scenes()
+    fresh = _drifted_scene(31, on_screen)
     lines = np.arange(len(fresh.drama.lines))
     empty = np.zeros(len(lines))
     decisions = Decisions(lines, None, empty, lines, empty, empty, np.zeros(len(lines), bool),  # type: ignore[arg-type]

@@ -25,7 +25,7 @@ from dramasr.errors import DramaError
 from dramasr.reason.features import PairRows, candidate_pairs, feature_table
 from dramasr.reason.groups import FEATURES as GROUP_FEATURES
 from dramasr.reason.groups import TOOLS as GROUP_TOOLS
-from dramasr.reason.groups import group_rows, group_targets
+from dramasr.reason.groups import group_rows, group_targets, without_faces
 from dramasr.reason.model import AttributionModel, Stage, TreeEnsemble, normalise, top_two
 from dramasr.tools import Context, LabelState
 
@@ -187,10 +187,13 @@ def group_training_rows(contexts: Sequence[Context], widths: Sequence[int] = GRO
 
 
 def group_stage(X: np.ndarray, y: np.ndarray, params: dict[str, Any] | None = None) -> Stage | None:
-    """The group stage fitted on `group_training_rows` (None without groups of both kinds)."""
+    """The group stage fitted on `group_training_rows`, each row also with its face evidence
+    withheld, so an off-screen speaker's group can still be named by voice (None without
+    groups of both kinds)."""
     if not y.any() or y.all():
         log.warning("no training groups of both kinds: the model has no group stage")
         return None
+    X, y = np.concatenate([X, without_faces(X)]), np.concatenate([y, y])
     return Stage(list(GROUP_TOOLS), list(GROUP_FEATURES), fit_trees(X, y, params or GROUP_PARAMS))
 
 

@@ -17,7 +17,11 @@ group's speaker passes the threshold, every line of the group is given to it.
 Training groups come from propagation runs over the training drama and over runs of its
 episodes taken as small dramas of their own (with the seeds that fall in them): a small
 drama with few seeds leaves far more named characters in new-character groups, so the
-trees see hundreds of such groups where the whole drama has a few dozen.
+trees see hundreds of such groups where the whole drama has a few dozen. Each training
+group is seen twice, once as it is and once with its face evidence withheld
+(`without_faces`): in the small dramas the speaker's face is recognised during 98 % of the
+groups that are a named character's, in the whole drama during only 71 %, and trees fitted
+on the former alone learn that a group whose speaker is off screen is an extra.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from dramasr.tools.voice_cluster import cluster_tables
 
 TOOLS = ("audio_sim", "faces_on_screen", "dialogue_context", "voice_cluster")  # whose evidence it reads
 VOICE_CANDIDATES = 3  # named characters offered to a group by voice (plus the most-seen face)
+NO_FACE_RANK = 99  # face rank of a candidate whose face is not seen during the group
 FEATURES = (
     "group_size", "group_voice", "group_voice_rank", "group_voice_margin", "group_best_voice", "group_face_share",
     "group_face_rank", "group_best_face_share", "group_model_p", "group_episode_voice", "group_episode_margin",
@@ -141,7 +146,7 @@ def group_rows(ctx: Context, voice_candidates: int = VOICE_CANDIDATES) -> GroupR
     scene_lines = _scene_counts(ctx, member, group, n_groups)
     listed = _listed(ctx, member, group, n_groups) / size[:, None]
     voice, face, model = t["sim"][:, :other], t["face"][:, :other], t["model"][:, :other]
-    voice_rank, face_rank = _rank(voice), _rank(face)
+    voice_rank, face_rank = _rank(voice), np.where(face > 0, _rank(face), NO_FACE_RANK)
 
     pair_group, pair_class = [], []
     for g in range(n_groups):
@@ -160,6 +165,14 @@ def group_rows(ctx: Context, voice_candidates: int = VOICE_CANDIDATES) -> GroupR
     )
     X = np.stack([np.asarray(col, np.float32) for col in columns], axis=1)
     return GroupRows(g, c, X, cluster, episodes[main_episode].astype(np.int64))
+
+
+def without_faces(X: np.ndarray) -> np.ndarray:
+    """Group rows as they would read if no face had been recognised during the groups."""
+    out = X.copy()
+    for name, value in (("group_face_share", 0.0), ("group_best_face_share", 0.0), ("group_face_rank", NO_FACE_RANK)):
+        out[:, FEATURES.index(name)] = value
+    return out
 
 
 def group_targets(ctx: Context, rows: GroupRows, truth: list[str]) -> np.ndarray:
@@ -184,4 +197,4 @@ def group_decisions(rows: GroupRows, probability: np.ndarray, threshold: float) 
     return out
 
 
-__all__ = ["FEATURES", "TOOLS", "GroupRows", "group_decisions", "group_rows", "group_targets"]
+__all__ = ["FEATURES", "TOOLS", "GroupRows", "group_decisions", "group_rows", "group_targets", "without_faces"]
