@@ -35,14 +35,23 @@ from dramasr.reason.groups import (
     without_faces,
 )
 from dramasr.tools import Context
-from dramasr.train import GROUP_PARAMS, GROUP_THRESHOLD, episode_folds, fit_trees, group_stage, small_drama_contexts
+from dramasr.train import (
+    GROUP_PARAMS,
+    GROUP_THRESHOLD,
+    episode_folds,
+    fit_trees,
+    group_row_spans,
+    group_stage,
+    small_drama_contexts,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 FACE, RANK, BEST = (FEATURES.index(n) for n in ("group_face_share", "group_face_rank", "group_best_face_share"))
 
 
-def part_rows(ctx: Context) -> dict[str, np.ndarray]:
-    """Group rows of one propagation run, with the lines each decision would win and lose."""
+def part_rows(ctx: Context, whole: bool) -> dict[str, np.ndarray]:
+    """Group rows of one propagation run, with the lines each decision would win and lose
+    and the episodes each row depends on."""
     rows = group_rows(ctx)
     truth = ctx.drama.lines.speaker
     named = ctx.drama.named_characters()
@@ -51,8 +60,10 @@ def part_rows(ctx: Context) -> dict[str, np.ndarray]:
     hits = np.zeros((n_groups, len(ctx.classes)), np.int64)
     np.add.at(hits, (rows.cluster[member], ctx.classes_of(truth)[member]), 1)
     extras = np.bincount(rows.cluster[member], weights=[truth[i] not in named for i in member], minlength=n_groups)
+    extras = extras.astype(np.int64)
     return {"X": rows.X, "y": group_targets(ctx, rows, truth), "group": rows.group, "cls": rows.cls,
-            "win": hits[rows.group, rows.cls], "lose": extras[rows.group], "episode": rows.episode[rows.group]}
+            "win": hits[rows.group, rows.cls], "lose": extras[rows.group], "episode": rows.episode[rows.group],
+            "span": group_row_spans(ctx, rows, whole)}
 
 
 def speaker_off_screen(X: np.ndarray, y: np.ndarray, group: np.ndarray) -> np.ndarray:
@@ -75,13 +86,10 @@ def main() -> None:
     seeds = orjson.loads((src / "init_seeds_1pct.json").read_bytes())["character_list"]
     ctx = Context.build(drama, propagate_labels(drama, {c["name"]: c["utterance_list"] for c in seeds
                                                         if c["utterance_list"]}))
-    parts = [("whole", ctx, part_rows(ctx))]
-    parts += [("run", small, part_rows(small)) for small in small_drama_contexts(ctx)]
+    parts = [("whole", ctx, part_rows(ctx, whole=True))]
+    parts += [("run", small, part_rows(small, whole=False)) for small in small_drama_contexts(ctx)]
     print(f"training groups built in {time.time() - t:.0f} s")
-    # each row's episode span: a run's, or the group's main episode in the whole drama
-    span = np.concatenate([np.repeat(p["episode"][:, None], 2, axis=1) if kind == "whole" else
-                           np.tile([small.drama.episodes[0].number, small.drama.episodes[-1].number], (len(p["y"]), 1))
-                           for kind, small, p in parts])
+    span = np.concatenate([p["span"] for _, _, p in parts])
     X, y = np.concatenate([p["X"] for _, _, p in parts]), np.concatenate([p["y"] for _, _, p in parts])
     owner = np.concatenate([np.full(len(p["y"]), k) for k, (_, _, p) in enumerate(parts)])
 

@@ -25,7 +25,7 @@ from dramasr.errors import DramaError
 from dramasr.reason.features import PairRows, candidate_pairs, feature_table
 from dramasr.reason.groups import FEATURES as GROUP_FEATURES
 from dramasr.reason.groups import TOOLS as GROUP_TOOLS
-from dramasr.reason.groups import group_rows, group_targets, without_faces
+from dramasr.reason.groups import GroupRows, group_rows, group_targets, without_faces
 from dramasr.reason.model import AttributionModel, Stage, TreeEnsemble, normalise, top_two
 from dramasr.tools import Context, LabelState
 
@@ -178,12 +178,17 @@ def group_training_rows(contexts: Sequence[Context], widths: Sequence[int] = GRO
             rows = group_rows(small)
             X.append(rows.X)
             y.append(group_targets(small, rows, small.drama.lines.speaker))
-            if small is ctx:
-                span.append(np.repeat(rows.episode[rows.group][:, None], 2, axis=1))
-            else:
-                numbers = [small.drama.episodes[0].number, small.drama.episodes[-1].number]
-                span.append(np.tile(np.asarray(numbers, np.int64), (len(rows), 1)))
+            span.append(group_row_spans(small, rows, whole=small is ctx))
     return np.concatenate(X), np.concatenate(y), np.concatenate(span)
+
+
+def group_row_spans(ctx: Context, rows: GroupRows, whole: bool) -> np.ndarray:
+    """[R, 2] first and last episode number each group row depends on: its group's main
+    episode in a whole drama, the run's first and last in a run of episodes."""
+    if whole:
+        return np.repeat(rows.episode[rows.group][:, None], 2, axis=1)
+    numbers = [ctx.drama.episodes[0].number, ctx.drama.episodes[-1].number]
+    return np.tile(np.asarray(numbers, np.int64), (len(rows), 1))
 
 
 def group_stage(X: np.ndarray, y: np.ndarray, params: dict[str, Any] | None = None) -> Stage | None:
