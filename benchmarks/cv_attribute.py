@@ -38,6 +38,7 @@ from dramasr.train import (
     fit_trees,
     group_stage,
     group_training_rows,
+    outside_episodes,
     training_rows,
 )
 
@@ -182,7 +183,7 @@ def group_stage_cv(ctx, final_labels: list[str], folds: list[np.ndarray], report
     rows = group_rows(final)
     probability = np.zeros(len(rows))
     for fold in folds:
-        keep = (span[:, 1] < fold[0]) | (span[:, 0] > fold[-1])
+        keep = outside_episodes(span, fold[0], fold[-1])
         stage = group_stage(X[keep], y[keep])
         here = np.isin(rows.episode[rows.group], fold)
         probability[here] = stage.trees.predict_proba(rows.X[here])

@@ -36,12 +36,11 @@ from dramasr.reason.groups import (
 )
 from dramasr.tools import Context
 from dramasr.train import (
-    GROUP_PARAMS,
     GROUP_THRESHOLD,
     episode_folds,
-    fit_trees,
     group_row_spans,
     group_stage,
+    outside_episodes,
     small_drama_contexts,
 )
 
@@ -96,14 +95,14 @@ def main() -> None:
     held_out = [("whole", 0, fold[0], fold[-1]) for fold in episode_folds(drama.lines.episode, 4)]
     held_out += [("runs", k, *span[owner == k][0]) for k in range(1, len(parts)) if (owner == k).any()]
     fitters = {"shipped (faces withheld too)": lambda Xt, yt: group_stage(Xt, yt).trees,
-               "groups as they are": lambda Xt, yt: fit_trees(Xt, yt, GROUP_PARAMS)}
+               "groups as they are": lambda Xt, yt: group_stage(Xt, yt, withhold_faces=False).trees}
     conditions = {"faces as recorded": lambda p: p["X"], "every face withheld": lambda p: without_faces(p["X"]),
                   "speaker off screen": lambda p: speaker_off_screen(p["X"], p["y"], p["group"])}
     totals: dict[tuple[str, str, str], np.ndarray] = {}
     for regime, k, first, last in held_out:
         p = parts[k][2]
         here = (p["episode"] >= first) & (p["episode"] <= last) if regime == "whole" else np.ones(len(p["y"]), bool)
-        keep = (span[:, 1] < first) | (span[:, 0] > last)
+        keep = outside_episodes(span, first, last)
         sub = {key: value[here] for key, value in p.items()}
         for fitter, fit in fitters.items():
             trees = fit(X[keep], y[keep])

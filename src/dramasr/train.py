@@ -191,14 +191,22 @@ def group_row_spans(ctx: Context, rows: GroupRows, whole: bool) -> np.ndarray:
     return np.tile(np.asarray(numbers, np.int64), (len(rows), 1))
 
 
-def group_stage(X: np.ndarray, y: np.ndarray, params: dict[str, Any] | None = None) -> Stage | None:
+def outside_episodes(span: np.ndarray, first: int, last: int) -> np.ndarray:
+    """Rows whose episode span (`group_row_spans`) does not overlap episodes first..last:
+    the training groups a held-out block of episodes may be decided by."""
+    return (span[:, 1] < first) | (span[:, 0] > last)
+
+
+def group_stage(X: np.ndarray, y: np.ndarray, params: dict[str, Any] | None = None,
+                withhold_faces: bool = True) -> Stage | None:
     """The group stage fitted on `group_training_rows`, each row also with its face evidence
-    withheld, so an off-screen speaker's group can still be named by voice (None without
-    groups of both kinds)."""
+    withheld (unless `withhold_faces` is False), so an off-screen speaker's group can still
+    be named by voice (None without groups of both kinds)."""
     if not y.any() or y.all():
         log.warning("no training groups of both kinds: the model has no group stage")
         return None
-    X, y = np.concatenate([X, without_faces(X)]), np.concatenate([y, y])
+    if withhold_faces:
+        X, y = np.concatenate([X, without_faces(X)]), np.concatenate([y, y])
     return Stage(list(GROUP_TOOLS), list(GROUP_FEATURES), fit_trees(X, y, params or GROUP_PARAMS))
 
 
