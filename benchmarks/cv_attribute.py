@@ -1,7 +1,7 @@
 """Cross-validation of the attribution model on the training drama, by episode blocks.
 
     python benchmarks/cv_attribute.py [--drama ../shared/dramasr/ren_shi_jian] [--folds 4]
-        [--augment gt-1shot,gt-2shot] [--quick] [--ablation]
+        [--augment gt-1shot,gt-2shot] [--line-runs 12] [--quick] [--ablation]
 
 Prints accuracy (non-seed, non-deleted lines, strict rule) of propagation, the cheap
 stage, the full stage, the policy at several margin thresholds, and refinement passes
@@ -11,6 +11,9 @@ Only the training drama is read: this is where the model's choices are made.
 --augment adds training rows from propagation runs with other seed sets (drawn from the
 drama's truth), of the training folds' episodes only; evaluation is always on the
 protocol seeds' propagation.
+--line-runs adds training rows from propagation over runs of that many episodes taken as
+dramas of their own (as `dramasr train` does with LINE_RUN_EPISODES); a fold uses only
+the runs that do not overlap it.
 """
 
 from __future__ import annotations
@@ -33,12 +36,16 @@ from dramasr.train import (
     CHEAP_TOOLS,
     FULL_TOOLS,
     HGB_PARAMS,
+    LINE_RUN_EPISODES,
+    MARGIN_THRESHOLD,
     _columns,
     episode_folds,
     fit_trees,
     group_stage,
     group_training_rows,
     outside_episodes,
+    refinement_rows,
+    small_drama_contexts,
     training_rows,
 )
 
@@ -53,6 +60,9 @@ def main() -> None:
     parser.add_argument("--ablation", action="store_true", help="also drop each tool in turn")
     parser.add_argument("--augment", default=None, help="extra seed sets for training rows (default: train.py's)")
     parser.add_argument("--quick", action="store_true", help="full stage, 1 pass only")
+    parser.add_argument("--line-runs", default=None,
+                        help="runs of episodes whose propagation also gives training rows, e.g. 12 "
+                             "(default: train.py's; 0 for none)")
     args = parser.parse_args()
 
     t0 = time.time()
@@ -73,6 +83,18 @@ def main() -> None:
         assert part.feature_names == data.feature_names
         extra.append(part)
         print(f"augment {key}: {len(part.y)} pairs in {time.time() - t:.0f} s")
+    # runs of episodes as small dramas: (first, last episode, first-pass rows, refinement rows)
+    widths = LINE_RUN_EPISODES if args.line_runs is None else tuple(int(w) for w in args.line_runs.split(",") if int(w))
+    runs = []
+    if widths:
+        t = time.time()
+        for small in small_drama_contexts(data.ctx, widths):
+            part = training_rows(small.drama, small.state)
+            refined = refinement_rows(part, HGB_PARAMS, MARGIN_THRESHOLD)
+            numbers = [ep.number for ep in small.drama.episodes]
+            runs.append((numbers[0], numbers[-1], part, refined if refined is not None else part))
+        pairs = sum(len(run[2].y) for run in runs)
+        print(f"line runs {widths}: {len(runs)} runs, {pairs} pairs in {time.time() - t:.0f} s")
     rows = data.rows
     line_ok = np.ones(len(rows.lines), bool)
     short = drama.lines.duration[rows.lines] < 2.0
@@ -87,7 +109,8 @@ def main() -> None:
     folds = episode_folds(data.row_episode, args.folds)
     line_episode = drama.lines.episode[rows.lines]
 
-    def oof(X: np.ndarray, tools: tuple[str, ...], models: list | None = None) -> tuple[np.ndarray, list]:
+    def oof(X: np.ndarray, tools: tuple[str, ...], models: list | None = None,
+            refined: bool = False) -> tuple[np.ndarray, list]:
         cols = _columns(data.owner, tools)
         score = np.zeros(len(X))
         fitted = []
@@ -98,6 +121,8 @@ def main() -> None:
             else:
                 keep = [~np.isin(part.row_episode, fold) for part in extra]
                 pairs = list(zip(extra, keep, strict=True))
+                pairs += [(run[3] if refined else run[2], np.ones(len(run[2].y), bool))
+                          for run in runs if run[1] < fold[0] or run[0] > fold[-1]]
                 X_train = np.concatenate([X[~test][:, cols]] + [p.X[m][:, cols] for p, m in pairs])
                 y_train = np.concatenate([data.y[~test]] + [p.y[m] for p, m in pairs])
                 trees = fit_trees(X_train, y_train, HGB_PARAMS)
@@ -131,8 +156,6 @@ def main() -> None:
         calls = np.where(close, len(FULL_TOOLS) - 1, len(CHEAP_TOOLS)).mean()  # no captions to read
         report(f"policy t={threshold} ({calls:.2f} calls/line)", hit)
 
-    from dramasr.train import MARGIN_THRESHOLD
-
     ctx = data.ctx
     score = np.where(np.repeat(margin < MARGIN_THRESHOLD, np.diff(rows.starts)), full_score, cheap_score)
     # passes 2 and 3, scored by refinement stages fitted per fold on the other folds' rows
@@ -147,8 +170,8 @@ def main() -> None:
             X, names, _ = feature_table(pass_ctx, rows, FULL_TOOLS)
             assert names == data.feature_names
             if stages is None:
-                cheap_score, refine_cheap = oof(X, CHEAP_TOOLS)
-                full_score, refine_full = oof(X, FULL_TOOLS)
+                cheap_score, refine_cheap = oof(X, CHEAP_TOOLS, refined=True)
+                full_score, refine_full = oof(X, FULL_TOOLS, refined=True)
                 stages = (refine_cheap, refine_full)
             else:
                 cheap_score, _ = oof(X, CHEAP_TOOLS, stages[0])

@@ -1,11 +1,14 @@
 """A second check on the training drama alone: the regime of a small drama with few seeds.
 
     python benchmarks/small_drama_check.py [--drama ../shared/dramasr/ren_shi_jian] [--split 12]
+        [--line-runs 12]
 
-Episodes 1..split of the training drama become a drama of their own (its seeds: the
-protocol seeds that fall in it); the model is trained on the other episodes (with their
-seeds) exactly as `dramasr train` trains it, and attributes the small drama. Prints
-propagation's and our strict accuracy on it. No test drama is read.
+Episodes 1..split of the training drama become a drama of their own and the model is
+trained on the other episodes exactly as `dramasr train` trains it, then attributes the
+small drama. Both parts are seeded as the protocol seeds a drama (`train.run_seeds`: the
+protocol seeds that fall in the part, plus a clump for each named character who speaks
+in it without one). Prints propagation's and our strict accuracy on it. No test drama is
+read.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import orjson
 from dramasr.attribute import attribute, propagate_labels
 from dramasr.data import load_drama
 from dramasr.score import line_correct, scored_mask
-from dramasr.train import train
+from dramasr.train import LINE_RUN_EPISODES, run_seeds, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,21 +33,27 @@ def main() -> None:
     parser.add_argument("--drama", default=str(ROOT.parent / "shared/dramasr/ren_shi_jian"))
     parser.add_argument("--split", type=int, default=12, help="the small drama is episodes 1..split")
     parser.add_argument("--augment", default="", help="also train on propagation from these seed sets, e.g. gt-1shot")
+    parser.add_argument("--line-runs", default=None,
+                        help="runs of episodes whose propagation also gives line-stage training rows, e.g. 12 "
+                             "(default: train.py's; 0 for none)")
     args = parser.parse_args()
     src = Path(args.drama)
     full = load_drama(src)
     seeds = orjson.loads((src / "init_seeds_1pct.json").read_bytes())["character_list"]
     numbers = [ep.number for ep in full.episodes]
     cut = next(ep.line_start for ep in full.episodes if ep.number > args.split)
-    small_seeds = {c["name"]: [i for i in c["utterance_list"] if i < cut] for c in seeds}
-    rest_seeds = {c["name"]: [i - cut for i in c["utterance_list"] if i >= cut] for c in seeds}
     small, rest = full.episode_range(numbers[0], args.split), full.episode_range(args.split + 1, numbers[-1])
+    small_seeds = run_seeds(small, {c["name"]: [i for i in c["utterance_list"] if i < cut] for c in seeds},
+                            draw=numbers[0])
+    rest_seeds = run_seeds(rest, {c["name"]: [i - cut for i in c["utterance_list"] if i >= cut] for c in seeds},
+                           draw=args.split + 1)
     t = time.time()
-    states = [propagate_labels(rest, {k: v for k, v in rest_seeds.items() if v})]
+    states = [propagate_labels(rest, rest_seeds)]
     states += [propagate_labels(rest, key) for key in args.augment.split(",") if key]
-    model = train([rest] * len(states), states)
+    runs = LINE_RUN_EPISODES if args.line_runs is None else tuple(int(w) for w in args.line_runs.split(",") if int(w))
+    model = train([rest] * len(states), states, line_runs=runs)
     print(f"trained on episodes {args.split + 1}-{numbers[-1]} in {time.time() - t:.0f} s")
-    result = attribute(small, seeds={k: v for k, v in small_seeds.items() if v}, model=model)
+    result = attribute(small, seeds=small_seeds, model=model)
     truth = small.lines.speaker
     named = small.named_characters()
     mask = scored_mask(truth)

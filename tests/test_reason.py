@@ -15,7 +15,7 @@ from dramasr.reason.features import candidate_pairs
 from dramasr.reason.model import AttributionModel, TreeEnsemble, default_model_path, top_two
 from dramasr.reason.policy import speaker_names
 from dramasr.tools import Context, LabelState, label_state_from_release
-from dramasr.train import train
+from dramasr.train import SEED_MIN_S, run_seeds, train
 
 A, B = "周秉义", "郑娟"
 SMALL = {"max_iter": 15, "learning_rate": 0.2, "max_leaf_nodes": 7, "min_samples_leaf": 2,
@@ -273,3 +273,20 @@ def test_group_stage_gives_a_drifted_voice_group_back_to_its_character(on_screen
     assert out.labels[28:] == ["新角色-2"] * 8  # the extra stays a new character
     assert (out.group_size[20:28] == 8).all() and (out.group_size[28:] == 0).all()
     assert out.group_probability[20] > 0.5
+
+
+def test_a_run_of_episodes_is_seeded_as_the_protocol_seeds_a_drama():
+    """Every named character who speaks in a run gets seeds: the drama's seeds that fall in
+    it are kept, the others get a clump of their own lines (1.5 s or longer first)."""
+    C = "周蓉"
+    lines = [(1, 2.0 * k, 2.0 * k + (1.8 if k % 6 == 2 else 1.0), (A, B, C)[k % 3], "嗯") for k in range(300)]
+    faces = [(1, 1.0, 1.0, name, 0.9) for name in (A, B, C, "周志刚")]  # 周志刚 is seen but never speaks
+    run = make_drama(lines, faces)
+    seeds = run_seeds(run, {A: [0], B: []}, draw=3)
+    assert seeds[A] == [0]
+    assert set(seeds) == {A, B, C}
+    for name in (B, C):
+        own = [i for i, spec in enumerate(lines) if spec[3] == name]
+        assert len(seeds[name]) == 1 and set(seeds[name]) <= set(own)
+    assert run.lines.duration[seeds[C]].min() >= SEED_MIN_S  # half of C's lines last 1.8 s
+    assert run_seeds(run, {A: [0]}, draw=3) == seeds

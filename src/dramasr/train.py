@@ -3,6 +3,9 @@
 Training rows are the (line, candidate) pairs of every non-seed, non-deleted line, with
 context features read from propagation's labels (what the model sees at inference on its
 first pass); the target is "this candidate is the true speaker" (OTHER for extras).
+The same rows are also taken from propagation over runs of the drama's episodes taken as
+dramas of their own (`LINE_RUN_EPISODES`, seeded by `run_seeds`): the regime of a short
+drama, with fewer labelled lines per character and weaker propagation.
 The refinement stages (passes after the first) are trained on the same pairs with context
 read from out-of-fold first-pass labels (what they see at inference): first-pass labels
 are better than propagation's, and the label-fitted evidence (the voice model above all)
@@ -48,6 +51,13 @@ GROUP_PARAMS: dict[str, Any] = {
 }
 GROUP_THRESHOLD = 0.5
 GROUP_BLOCK_EPISODES = (12, 6)
+# how a run of episodes is seeded for its characters without seeds (`run_seeds`): the
+# protocol's share of each character's lines, and the shortest line it prefers
+SEED_RATE = 0.01
+SEED_MIN_S = 1.5
+# runs of episodes whose propagation also gives the line stages training rows (the regime
+# of a small drama: fewer seeds, weaker propagation); () for the whole drama only
+LINE_RUN_EPISODES: tuple[int, ...] = (12,)
 PASSES = 3
 REFINE_FOLDS = 4  # episode blocks for the out-of-fold first-pass labels the refinement stages read
 # extra training rows from propagation with weaker seed sets drawn from the training
@@ -101,13 +111,18 @@ def stage_from(data: TrainingRows, tools: Sequence[str], mask: np.ndarray | None
 
 def train(dramas: Sequence[Drama], states: Sequence[LabelState], *, params: dict[str, Any] | None = None,
           margin_threshold: float = MARGIN_THRESHOLD, passes: int = PASSES,
-          hook: Hook | None = None) -> AttributionModel:
-    """Fit the cheap and full stages on the training dramas (their propagation labels as context)."""
-    parts = []
+          line_runs: Sequence[int] = LINE_RUN_EPISODES, hook: Hook | None = None) -> AttributionModel:
+    """Fit the cheap and full stages on the training dramas (their propagation labels as
+    context) and on propagation over runs of `line_runs` of their episodes taken as dramas
+    of their own (`small_drama_contexts`); the group stage on `group_training_rows`."""
+    wholes = []
     for k, (drama, state) in enumerate(zip(dramas, states, strict=True)):
         if hook:
             hook(f"features of {drama.name}", k / (len(dramas) + 2))
-        parts.append(training_rows(drama, state))
+        wholes.append(training_rows(drama, state))
+    runs = [training_rows(small.drama, small.state) for part in wholes
+            for small in (small_drama_contexts(part.ctx, line_runs) if line_runs else [])]
+    parts = wholes + runs
     data = parts[0] if len(parts) == 1 else _concat(parts)
     steps = len(dramas) + 4
     if hook:
@@ -131,14 +146,14 @@ def train(dramas: Sequence[Drama], states: Sequence[LabelState], *, params: dict
             log.warning("a training drama has fewer than 2 episodes: every pass uses the first-pass stages")
     if hook:
         hook("training groups for the group stage", (len(dramas) + 3.5) / steps)
-    groups = group_stage(*group_training_rows([part.ctx for part in parts])[:2])
+    groups = group_stage(*group_training_rows([part.ctx for part in wholes])[:2])
     if hook:
         hook("trained", 1.0)
     import sklearn
 
     info = {"trained_on": [d.name for d in dramas], "pairs": len(data.y), "sklearn": sklearn.__version__,
             "params": params or HGB_PARAMS, "group_params": GROUP_PARAMS,
-            "group_block_episodes": list(GROUP_BLOCK_EPISODES)}
+            "group_block_episodes": list(GROUP_BLOCK_EPISODES), "line_run_episodes": list(line_runs)}
     return AttributionModel(cheap, full, margin_threshold, passes, info, refine_cheap, refine_full, groups,
                             GROUP_THRESHOLD)
 
@@ -153,17 +168,44 @@ def episode_blocks(drama: Drama, widths: Sequence[int] = GROUP_BLOCK_EPISODES) -
 
 def small_drama_contexts(ctx: Context, widths: Sequence[int] = GROUP_BLOCK_EPISODES) -> list[Context]:
     """Contexts of propagation over runs of the drama's episodes taken as dramas of their
-    own, each seeded with the seeds of `ctx.state` that fall in it."""
+    own, each seeded as the protocol seeds a drama (`run_seeds`)."""
     out = []
     for first, last in episode_blocks(ctx.drama, widths):
         small = ctx.drama.episode_range(first, last)
         lo = next(ep.line_start for ep in ctx.drama.episodes if ep.number == first)
-        seeds: dict[str, list[int]] = {}
+        inherited: dict[str, list[int]] = {}
         for i in np.flatnonzero(ctx.state.is_seed[lo:lo + len(small.lines)]).tolist():
-            seeds.setdefault(ctx.state.label[lo + i], []).append(i)
+            inherited.setdefault(ctx.state.label[lo + i], []).append(i)
+        seeds = run_seeds(small, inherited, draw=first)
         if seeds:
             out.append(Context.build(small, propagate_labels(small, seeds)))
     return out
+
+
+def run_seeds(run: Drama, inherited: dict[str, list[int]], draw: int = 0) -> dict[str, list[int]]:
+    """Seeds of a run of a training drama's episodes taken as a drama of its own, as the
+    protocol seeds a whole drama: every named character who speaks in it has some.
+
+    The release's seeds come in clumps (a few scenes per character, mostly lines of 1.5 s
+    or more), so a run of episodes keeps the drama's seeds that fall in it (`inherited`,
+    {name: [line of the run]}) and leaves many characters without any: their lines could
+    never be named. Each such character gets a clump of max(1, round(1 %)) of their lines
+    in the run, from a random line of theirs on (generator seeded by `draw`), lines of
+    1.5 s or more first. Reads the run's truth: for training dramas only."""
+    seeds = {name: sorted(lines) for name, lines in inherited.items() if lines}
+    speaker = np.asarray(run.lines.speaker, dtype=object)
+    usable = ~run.lines.deleted
+    rng = np.random.default_rng(draw)
+    for name in sorted(run.named_characters()):
+        own = np.flatnonzero((speaker == name) & usable)
+        if name in seeds or not len(own):
+            continue
+        k = max(1, int(round(SEED_RATE * len(own))))
+        start = int(rng.integers(len(own)))
+        order = np.concatenate([own[start:], own[:start]])
+        longer = order[run.lines.duration[order] >= SEED_MIN_S]
+        seeds[name] = sorted((longer if len(longer) >= k else order)[:k].tolist())
+    return seeds
 
 
 def group_training_rows(contexts: Sequence[Context], widths: Sequence[int] = GROUP_BLOCK_EPISODES,
