@@ -15,9 +15,10 @@ how tight it is, how long its lines are. When the best candidate's probability o
 group's speaker passes the threshold, every line of the group is given to it.
 
 Training groups come from propagation runs over the training drama and over runs of its
-episodes taken as small dramas of their own (with the seeds that fall in them): a small
-drama with few seeds leaves far more named characters in new-character groups, so the
-trees see hundreds of such groups where the whole drama has a few dozen. Each training
+episodes taken as small dramas of their own (seeded as the protocol seeds a drama,
+`train.run_seeds`): a small drama, with fewer labelled lines per character, leaves more
+named characters in new-character groups, so the trees see hundreds of such groups where
+the whole drama has a few dozen. Each training
 group is seen twice, once as it is and once with its face evidence withheld
 (`without_faces`): in the small dramas the speaker's face is recognised during 98 % of the
 groups that are a named character's, in the whole drama during only 71 %, and trees fitted
