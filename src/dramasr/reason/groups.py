@@ -18,11 +18,11 @@ Training groups come from propagation runs over the training drama and over runs
 episodes taken as small dramas of their own (seeded as the protocol seeds a drama,
 `train.run_seeds`): a small drama, with fewer labelled lines per character, leaves more
 named characters in new-character groups, so the trees see hundreds of such groups where
-the whole drama has a few dozen. Each training
-group is seen twice, once as it is and once with its face evidence withheld
-(`without_faces`): in the small dramas the speaker's face is recognised during 98 % of the
-groups that are a named character's, in the whole drama during only 71 %, and trees fitted
-on the former alone learn that a group whose speaker is off screen is an extra.
+the whole drama has a few dozen. Each training group is seen twice, once as it is and
+once with its face evidence withheld (`without_faces`): in the small dramas (as first
+seeded) the speaker's face was recognised during 98 % of the groups that are a named
+character's, in the whole drama during only 71 %, and trees fitted on the former alone
+learn that a group whose speaker is off screen is an extra.
 """
 
 from __future__ import annotations
