@@ -1,4 +1,5 @@
-"""Shared helpers for the benchmarks: run a snippet in a fresh process, report wall time and peak RSS."""
+"""Shared helpers for the benchmarks: run a snippet in a fresh process, report wall time and peak RSS;
+read the `--line-runs` option."""
 
 from __future__ import annotations
 
@@ -33,3 +34,10 @@ def run_measured(code: str, repeats: int = 3) -> dict:
     out["peak_rss_mb"] = statistics.median(r["peak_rss_mb"] for r in runs)
     out["wall_runs"] = [round(r["wall_s"], 2) for r in runs]
     return out
+
+
+def run_widths(option: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
+    """The `--line-runs` option: comma-separated run widths in episodes, 0 for none, None for `default`."""
+    if option is None:
+        return default
+    return tuple(int(w) for w in option.split(",") if int(w))

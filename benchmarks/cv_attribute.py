@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _measure import run_widths
 
 from dramasr.attribute import propagate_labels
 from dramasr.data import load_drama
@@ -84,7 +85,7 @@ def main() -> None:
         extra.append(part)
         print(f"augment {key}: {len(part.y)} pairs in {time.time() - t:.0f} s")
     # runs of episodes as small dramas: (first, last episode, first-pass rows, refinement rows)
-    widths = LINE_RUN_EPISODES if args.line_runs is None else tuple(int(w) for w in args.line_runs.split(",") if int(w))
+    widths = run_widths(args.line_runs, LINE_RUN_EPISODES)
     runs = []
     if widths:
         t = time.time()

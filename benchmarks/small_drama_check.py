@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+from _measure import run_widths
 
 from dramasr.attribute import attribute, propagate_labels
 from dramasr.data import load_drama
@@ -50,8 +51,7 @@ def main() -> None:
     t = time.time()
     states = [propagate_labels(rest, rest_seeds)]
     states += [propagate_labels(rest, key) for key in args.augment.split(",") if key]
-    runs = LINE_RUN_EPISODES if args.line_runs is None else tuple(int(w) for w in args.line_runs.split(",") if int(w))
-    model = train([rest] * len(states), states, line_runs=runs)
+    model = train([rest] * len(states), states, line_runs=run_widths(args.line_runs, LINE_RUN_EPISODES))
     print(f"trained on episodes {args.split + 1}-{numbers[-1]} in {time.time() - t:.0f} s")
     result = attribute(small, seeds=small_seeds, model=model)
     truth = small.lines.speaker
