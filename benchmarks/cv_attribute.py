@@ -4,9 +4,9 @@
         [--augment gt-1shot,gt-2shot] [--line-runs 12] [--quick] [--ablation]
 
 Prints accuracy (non-seed, non-deleted lines, strict rule) of propagation, the cheap
-stage, the full stage, the policy at several margin thresholds, and refinement passes
-(--quick: the full stage's first pass only; --ablation: also the full stage without each
-tool in turn).
+stage, the full stage, the policy at several margin thresholds, refinement passes, the
+group stage and the final pass after it (--quick: the full stage's first pass only;
+--ablation: also the full stage without each tool in turn).
 Only the training drama is read: this is where the model's choices are made.
 --augment adds training rows from propagation runs with other seed sets (drawn from the
 drama's truth), of the training folds' episodes only; evaluation is always on the
@@ -36,6 +36,7 @@ from dramasr.train import (
     AUGMENT_SEEDS,
     CHEAP_TOOLS,
     FULL_TOOLS,
+    GROUP_THRESHOLD,
     HGB_PARAMS,
     LINE_RUN_EPISODES,
     MARGIN_THRESHOLD,
@@ -185,7 +186,17 @@ def main() -> None:
             pass_score = np.where(np.repeat(close, np.diff(rows.starts)), full_score, cheap_score)
         if refit:
             final_labels = scored_labels(pass_ctx, rows, pass_score)
-    group_stage_cv(ctx, final_labels, folds, report, truth_class, rows.lines)
+    group_labels, grouped = group_stage_cv(ctx, final_labels, folds, report, truth_class, rows.lines)
+    # the final pass: the last pass's stages re-read the lines the group stage left alone
+    # (the shipped threshold's decisions) in the context of its decisions
+    X, _, _ = feature_table(ctx.relabel(group_labels), rows, FULL_TOOLS)
+    cheap_score, _ = oof(X, CHEAP_TOOLS, stages[0])
+    full_score, _ = oof(X, FULL_TOOLS, stages[1])
+    cb, c1, c2 = top_two(cheap_score, rows.starts)
+    fb, _, _ = top_two(full_score, rows.starts)
+    again = np.where((c1 - c2) < MARGIN_THRESHOLD, data.y[fb], data.y[cb])
+    before = ctx.classes_of(group_labels)[rows.lines] == truth_class[rows.lines]
+    report(f"+ final pass (group threshold {GROUP_THRESHOLD})", np.where(grouped[rows.lines], before, again))
     for k, fold in enumerate(folds):
         sel = np.isin(line_episode, fold)
         print(f"fold {k} episodes {fold[0]}-{fold[-1]}: propagation {100 * lp_hit[sel].mean():.2f}  "
@@ -196,11 +207,11 @@ def main() -> None:
 
 
 def group_stage_cv(ctx, final_labels: list[str], folds: list[np.ndarray], report, truth_class: np.ndarray,
-                   lines: np.ndarray) -> None:
+                   lines: np.ndarray) -> tuple[list[str], np.ndarray]:
     """The group stage after pass 3, per fold fitted on groups that do not depend on the
     fold's episodes (propagation over the whole drama: groups whose main episode is
     outside the fold; over runs of episodes: runs that do not overlap it), at several
-    thresholds."""
+    thresholds. Returns the labels at the shipped threshold and which lines it decided."""
     t = time.time()
     X, y, span = group_training_rows([ctx])
     final = ctx.relabel(final_labels)
@@ -219,7 +230,9 @@ def group_stage_cv(ctx, final_labels: list[str], folds: list[np.ndarray], report
                 labels[i] = ctx.classes[c]
         hit = ctx.classes_of(labels)[lines] == truth_class[lines]
         report(f"+ group stage, threshold {threshold}", hit)
-
+        if threshold == GROUP_THRESHOLD:
+            shipped = labels, np.array([a != b for a, b in zip(labels, final_labels, strict=True)])
+    return shipped
 
 if __name__ == "__main__":
     main()

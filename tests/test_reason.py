@@ -4,6 +4,7 @@ the model file round-trips, and dramas lacking relations/captions/faces are attr
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -76,7 +77,8 @@ def test_model_file_round_trips(tmp_path):
     drama, state = _dialogue()
     model = train([drama], [state], params=SMALL, margin_threshold=0.3, passes=3)
     loaded = AttributionModel.load(model.save(tmp_path / "m.npz"))
-    assert loaded.passes == 3 and loaded.margin_threshold == 0.3
+    assert loaded.passes == 3 and loaded.margin_threshold == 0.3 and loaded.final_pass == model.final_pass
+    assert not AttributionModel.load(replace(model, final_pass=False).save(tmp_path / "n.npz")).final_pass
     assert loaded.full.feature_names == model.full.feature_names
     X = np.random.default_rng(0).normal(size=(20, len(model.cheap.feature_names)))
     np.testing.assert_array_equal(loaded.cheap.trees.predict_proba(X), model.cheap.trees.predict_proba(X))
@@ -273,6 +275,30 @@ def test_group_stage_gives_a_drifted_voice_group_back_to_its_character(on_screen
     assert out.labels[28:] == ["新角色-2"] * 8  # the extra stays a new character
     assert (out.group_size[20:28] == 8).all() and (out.group_size[28:] == 0).all()
     assert out.group_probability[20] > 0.5
+
+
+def test_final_pass_rereads_the_other_lines_and_keeps_the_group_decisions():
+    from dramasr.reason.policy import _final_pass, _one_pass, resolve_groups
+
+    drama, state = _dialogue()
+    model = train([drama], [state], params=SMALL)
+    fresh = _drifted_scene(31)
+    rows = candidate_pairs(fresh, np.arange(len(fresh.drama.lines)))
+    # as if the line passes had kept propagation's labels: 新角色-1 is A's drifted voice
+    passed = replace(_one_pass(fresh, model, rows, 1, 0.5), labels=list(fresh.state.label))
+    grouped = resolve_groups(fresh, _group_stage_on_drifted_scenes(), 0.5, passed)
+    assert grouped.labels[20:28] == [A] * 8
+    after = fresh.relabel(grouped.labels)
+    out = _final_pass(after, model, rows, 1, 0.5, grouped)
+    again = _one_pass(after, model, rows, 1, 0.5)
+    # the group's lines keep the group stage's decision and confidence ...
+    assert out.labels[20:28] == [A] * 8 and (out.group_size[20:28] == 8).all()
+    np.testing.assert_array_equal(out.confidence[20:28], grouped.confidence[20:28])
+    np.testing.assert_array_equal(out.group_probability, grouped.group_probability)
+    # ... the other lines take the new pass's, read in the context of that decision
+    assert out.labels[:20] == again.labels[:20] and out.labels[28:] == again.labels[28:]
+    np.testing.assert_array_equal(out.confidence[28:], again.confidence[28:])
+    assert out.passes == 2
 
 
 def test_a_run_of_episodes_is_seeded_as_the_protocol_seeds_a_drama():

@@ -218,6 +218,26 @@ def test_voice_model_weighs_the_dimensions_that_tell_voices_apart():
     assert values[B]["audio_model_logp"] > values[A]["audio_model_logp"]
 
 
+def test_voice_model_is_the_same_on_any_core_count(monkeypatch):
+    # the 4 cross-fitting fits run side by side on one BLAS thread each; an unconverged
+    # L-BFGS would drift with the BLAS thread count, this must not drift with the cores
+    from dramasr.tools import audio_sim
+
+    rng = np.random.default_rng(3)
+    speakers = [A] * 40 + [B] * 40 + [C] * 40
+    voices = rng.normal(size=(120, 16)) + 2.0 * np.eye(16)[[{A: 0, B: 1, C: 2}[s] for s in speakers]]
+    lines = [(1 + k // 40, 2.0 * k, 2.0 * k + 1, s, "x") for k, s in enumerate(speakers)]
+    drama = make_drama(lines, cast=[A, B, C], embeddings=voices.astype(np.float32))
+    state = LabelState(list(speakers), [[A, B]] * 120, [[0.5, 0.4]] * 120, np.zeros(120, bool))
+    probs = []
+    for cores in (1, 2, 3):
+        monkeypatch.setattr(audio_sim, "_cores", lambda cores=cores: cores)
+        probs.append(audio_sim.voice_model(Context.build(drama, state, classes=[A, B, C])))
+    assert probs[0].sum(1) == pytest.approx(1.0, abs=1e-5) and probs[0][:40, 0].mean() > 0.5
+    np.testing.assert_array_equal(probs[0], probs[1])
+    np.testing.assert_array_equal(probs[0], probs[2])
+
+
 def test_voice_cluster_ties_a_new_character_cluster_to_the_character_it_sounds_like():
     # Episode 1: A and B, labelled. Episode 2: A's voice has drifted (each line alone is a
     # weak match) and propagation called those lines 新角色-1, with A's face on screen; an

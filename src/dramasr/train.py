@@ -59,6 +59,9 @@ SEED_MIN_S = 1.5
 # of a small drama: fewer seeds, weaker propagation); () for the whole drama only
 LINE_RUN_EPISODES: tuple[int, ...] = (12,)
 PASSES = 3
+# after the group stage, one more pass (the last pass's stages) re-reads the lines the group
+# stage left alone in the context of its decisions (chosen on the small-drama check)
+FINAL_PASS = True
 REFINE_FOLDS = 4  # episode blocks for the out-of-fold first-pass labels the refinement stages read
 # extra training rows from propagation with weaker seed sets drawn from the training
 # drama's truth, so the model sees more propagation errors to correct
@@ -155,7 +158,7 @@ def train(dramas: Sequence[Drama], states: Sequence[LabelState], *, params: dict
             "params": params or HGB_PARAMS, "group_params": GROUP_PARAMS,
             "group_block_episodes": list(GROUP_BLOCK_EPISODES), "line_run_episodes": list(line_runs)}
     return AttributionModel(cheap, full, margin_threshold, passes, info, refine_cheap, refine_full, groups,
-                            GROUP_THRESHOLD)
+                            GROUP_THRESHOLD, FINAL_PASS)
 
 
 def episode_blocks(drama: Drama, widths: Sequence[int] = GROUP_BLOCK_EPISODES) -> list[tuple[int, int]]:

@@ -114,7 +114,8 @@ class AttributionModel:
     context read from first-pass labels (absent: the first-pass stages serve every pass).
     `groups`: scores (new-character group, named candidate) pairs after the last pass; a
     group whose best candidate scores above `group_threshold` is given to it (absent: no
-    group stage).
+    group stage). `final_pass`: then one more pass with the last pass's stages re-reads
+    every line the group stage did not decide, in the context of its decisions.
     """
 
     cheap: Stage
@@ -126,6 +127,7 @@ class AttributionModel:
     refine_full: Stage | None = None
     groups: Stage | None = None  # the group stage (`dramasr.reason.groups`), after the last pass
     group_threshold: float = 0.5
+    final_pass: bool = False  # after the group stage, one more pass over the lines it left alone
 
     def stages(self, pass_index: int) -> tuple[Stage, Stage]:
         """(cheap, full) stages of the pass_index-th pass (0-based)."""
@@ -146,7 +148,7 @@ class AttributionModel:
 
         meta = {
             "format_version": FORMAT_VERSION, "margin_threshold": self.margin_threshold, "passes": self.passes,
-            "group_threshold": self.group_threshold,
+            "group_threshold": self.group_threshold, "final_pass": self.final_pass,
             "stages": {name: {"tools": st.tools, "feature_names": st.feature_names}
                        for name, st in self._named_stages()},
             "info": self.info,
@@ -180,7 +182,7 @@ class AttributionModel:
                              hint="pass a file written by `dramasr train`") from exc
         return cls(stages["cheap"], stages["full"], float(meta["margin_threshold"]), int(meta["passes"]),
                    meta.get("info", {}), stages.get("refine_cheap"), stages.get("refine_full"), stages.get("groups"),
-                   float(meta.get("group_threshold", 0.5)))
+                   float(meta.get("group_threshold", 0.5)), bool(meta.get("final_pass", False)))
 
 
 def default_model_path() -> Path:

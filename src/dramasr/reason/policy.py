@@ -130,30 +130,61 @@ def run_policy(ctx: Context, model: AttributionModel, *, passes: int | None = No
     for p in range(max(passes, 1)):
         if hook:
             hook(f"reasoning pass {p + 1}/{passes}", p / max(passes, 1))
-        cheap, full = model.stages(p)
-        cheap_calls = len(cheap.tools)
-        full_calls = len(set(cheap.tools) | set(full.tools))
-        if ctx.drama.captions is None and "scene_caption" in full.tools:
-            full_calls -= 1  # nothing to read: the policy does not call it
-        score, close = policy_scores(rows, cheap, full, threshold, partial(_scores_of, ctx))
-        best_row, best, second = top_two(score, rows.starts)
-        labels = scored_labels(ctx, rows, score)
-        decisions = Decisions(
-            lines=lines, rows=rows, score=score, best_row=best_row, confidence=best, runner_up_score=second,
-            full_stage=close, tool_calls=np.where(close, full_calls, cheap_calls).astype(np.int32),
-            labels=labels, passes=p + 1,
-        )
+        decisions = _one_pass(ctx, model, rows, p, threshold)
         if p + 1 < passes:
-            ctx = ctx.relabel(labels)
+            ctx = ctx.relabel(decisions.labels)
     assert decisions is not None
     if model.groups is not None:
         if hook:
-            hook("group stage", 0.99)
+            hook("group stage", 0.97)
         ctx = ctx.relabel(decisions.labels)
         decisions = resolve_groups(ctx, model.groups, model.group_threshold, decisions)
+        assert decisions.group_size is not None
+        if model.final_pass and decisions.group_size.any():
+            if hook:
+                hook("final pass", 0.98)
+            ctx = ctx.relabel(decisions.labels)
+            decisions = _final_pass(ctx, model, rows, max(passes, 1), threshold, decisions)
     if hook:
         hook("reasoning done", 1.0)
     return ctx, decisions
+
+
+def _one_pass(ctx: Context, model: AttributionModel, rows: PairRows, p: int, threshold: float) -> Decisions:
+    """The p-th pass (0-based) over `rows`: cheap stage everywhere, full stage where close."""
+    cheap, full = model.stages(p)
+    cheap_calls = len(cheap.tools)
+    full_calls = len(set(cheap.tools) | set(full.tools))
+    if ctx.drama.captions is None and "scene_caption" in full.tools:
+        full_calls -= 1  # nothing to read: the policy does not call it
+    score, close = policy_scores(rows, cheap, full, threshold, partial(_scores_of, ctx))
+    best_row, best, second = top_two(score, rows.starts)
+    return Decisions(
+        lines=rows.lines, rows=rows, score=score, best_row=best_row, confidence=best, runner_up_score=second,
+        full_stage=close, tool_calls=np.where(close, full_calls, cheap_calls).astype(np.int32),
+        labels=scored_labels(ctx, rows, score), passes=p + 1,
+    )
+
+
+def _final_pass(ctx: Context, model: AttributionModel, rows: PairRows, p: int, threshold: float,
+                decisions: Decisions) -> Decisions:
+    """One more pass after the group stage; the lines of the groups it decided keep its
+    decision and their scores, the other lines take the new pass's."""
+    again = _one_pass(ctx, model, rows, p, threshold)
+    grouped = decisions.group_size > 0  # type: ignore[operator]
+    keep_row = np.repeat(grouped, np.diff(rows.starts))
+    labels = list(again.labels)
+    for i in rows.lines[grouped].tolist():
+        labels[i] = decisions.labels[i]
+    return replace(
+        again, labels=labels, score=np.where(keep_row, decisions.score, again.score),
+        best_row=np.where(grouped, decisions.best_row, again.best_row),
+        confidence=np.where(grouped, decisions.confidence, again.confidence),
+        runner_up_score=np.where(grouped, decisions.runner_up_score, again.runner_up_score),
+        full_stage=np.where(grouped, decisions.full_stage, again.full_stage),
+        tool_calls=np.where(grouped, decisions.tool_calls, again.tool_calls),
+        group_size=decisions.group_size, group_probability=decisions.group_probability,
+    )
 
 
 def resolve_groups(ctx: Context, stage: Stage, threshold: float, decisions: Decisions) -> Decisions:

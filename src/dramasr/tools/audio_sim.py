@@ -14,7 +14,13 @@ Similarities are computed in row blocks, never as one N x N matrix.
 
 from __future__ import annotations
 
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
 
 from dramasr.tools.base import Context, Tool, scene_ids
 
@@ -72,7 +78,11 @@ def voice_model(ctx: Context) -> np.ndarray:
     fitted to the current labels (cached per label state). Unlike the nearest-lines matches
     it weighs the embedding dimensions that tell this drama's voices apart. Cross-fitted: the
     lines are split in VOICE_MODEL_FOLDS random folds (fixed seed) and a line's probabilities
-    come from the model fitted to the other folds, so its own label never votes for itself."""
+    come from the model fitted to the other folds, so its own label never votes for itself.
+
+    Each fit runs on one BLAS thread, the folds side by side on the machine's cores: on these
+    shapes that is 3-5 times faster than one fit on multi-threaded BLAS, and since the L-BFGS
+    budget stops short of convergence, it also makes the result the same on any core count."""
     if "voice_model" in ctx.derived:
         return ctx.derived["voice_model"]
     n, n_classes = len(ctx.drama.lines), len(ctx.classes)
@@ -83,6 +93,7 @@ def voice_model(ctx: Context) -> np.ndarray:
         unit = unit_embeddings(ctx)
         ctx.cache["standard_unit"] = (unit - unit.mean(0)) / np.maximum(unit.std(0), 1e-6) if n else unit
     z = ctx.cache["standard_unit"]
+    fits = []
     for k in range(VOICE_MODEL_FOLDS):
         test = fold == k
         known = np.unique(label[~test])
@@ -90,21 +101,32 @@ def voice_model(ctx: Context) -> np.ndarray:
             continue
         if len(known) == 1:  # one voice only: nothing to tell apart
             probs[test, known[0]] = 1.0
-            continue
-        probs[np.ix_(test, known)] = _fit_voice_model(z[~test], label[~test]).predict_proba(z[test])
+        else:
+            fits.append((test, known))
+
+    def fit(job: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        test, _ = job
+        return _fit_voice_model(z[~test], label[~test]).predict_proba(z[test])
+
+    if fits:
+        # warning filters are process-wide, so they are set here, around every thread's fit
+        with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"), \
+                ThreadPoolExecutor(min(len(fits), _cores())) as pool:
+            warnings.simplefilter("ignore", ConvergenceWarning)  # VOICE_MODEL_ITERS is a budget
+            for (test, known), p in zip(fits, pool.map(fit, fits), strict=True):
+                probs[np.ix_(test, known)] = p
     ctx.derived["voice_model"] = probs
     return probs
 
 
-def _fit_voice_model(z: np.ndarray, label: np.ndarray):  # -> LogisticRegression
-    import warnings
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
-    from sklearn.exceptions import ConvergenceWarning
+
+def _fit_voice_model(z: np.ndarray, label: np.ndarray):  # -> LogisticRegression
     from sklearn.linear_model import LogisticRegression
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # VOICE_MODEL_ITERS is a budget
-        return LogisticRegression(C=VOICE_MODEL_C, max_iter=VOICE_MODEL_ITERS).fit(z, label)
+    return LogisticRegression(C=VOICE_MODEL_C, max_iter=VOICE_MODEL_ITERS).fit(z, label)
 
 
 def _masked_top_mean(sub: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
