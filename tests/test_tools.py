@@ -219,8 +219,8 @@ def test_voice_model_weighs_the_dimensions_that_tell_voices_apart():
 
 
 def test_voice_model_is_the_same_on_any_core_count(monkeypatch):
-    # the 4 cross-fitting fits run side by side on one BLAS thread each; an unconverged
-    # L-BFGS would drift with the BLAS thread count, this must not drift with the cores
+    # the 4 cross-fitting fits run side by side on one BLAS thread each: where L-BFGS stops
+    # depends on rounding, so the BLAS thread count moved it; the core count must not
     from dramasr.tools import audio_sim
 
     rng = np.random.default_rng(3)

@@ -81,8 +81,9 @@ def voice_model(ctx: Context) -> np.ndarray:
     come from the model fitted to the other folds, so its own label never votes for itself.
 
     Each fit runs on one BLAS thread, the folds side by side on the machine's cores: on these
-    shapes that is 3-5 times faster than one fit on multi-threaded BLAS, and since the L-BFGS
-    budget stops short of convergence, it also makes the result the same on any core count."""
+    shapes that is 3-5 times faster than one fit on multi-threaded BLAS, and since where L-BFGS
+    stops (a tolerance or the step budget) depends on rounding, it also makes the result the
+    same on any core count."""
     if "voice_model" in ctx.derived:
         return ctx.derived["voice_model"]
     n, n_classes = len(ctx.drama.lines), len(ctx.classes)
