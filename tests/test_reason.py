@@ -316,3 +316,21 @@ def test_a_run_of_episodes_is_seeded_as_the_protocol_seeds_a_drama():
         assert len(seeds[name]) == 1 and set(seeds[name]) <= set(own)
     assert run.lines.duration[seeds[C]].min() >= SEED_MIN_S  # half of C's lines last 1.8 s
     assert run_seeds(run, {A: [0]}, draw=3) == seeds
+
+
+def test_a_run_of_episodes_is_propagated_once(monkeypatch):
+    """The line stages and the group stage both read the runs of 12 episodes: the second
+    reading takes the run from the drama's cache instead of propagating it again."""
+    import dramasr.train as training
+
+    calls = []
+    real = training.propagate_labels
+    monkeypatch.setattr(training, "propagate_labels", lambda run, seeds: calls.append(run.name) or real(run, seeds))
+    drama, state = _dialogue()  # 3 episodes
+    ctx = Context.build(drama, state)
+    pairs = training.small_drama_contexts(ctx, (2,))  # episodes 1-2 and 3
+    assert len(pairs) == 2 and len(calls) == 2
+    both = training.small_drama_contexts(ctx, (2, 1))
+    assert len(calls) == 4  # only episodes 1 and 2 alone were new
+    assert both[0] is pairs[0] and both[1] is pairs[1] and both[-1] is pairs[1]
+    assert [c.drama.lines.episode[0] for c in both] == [1, 3, 1, 2, 3]

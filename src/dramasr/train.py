@@ -171,18 +171,27 @@ def episode_blocks(drama: Drama, widths: Sequence[int] = GROUP_BLOCK_EPISODES) -
 
 def small_drama_contexts(ctx: Context, widths: Sequence[int] = GROUP_BLOCK_EPISODES) -> list[Context]:
     """Contexts of propagation over runs of the drama's episodes taken as dramas of their
-    own, each seeded as the protocol seeds a drama (`run_seeds`)."""
+    own, each seeded as the protocol seeds a drama (`run_seeds`). A run's context is kept in
+    the drama's cache, so the line stages and the group stage propagate it once."""
     out = []
     for first, last in episode_blocks(ctx.drama, widths):
-        small = ctx.drama.episode_range(first, last)
-        lo = next(ep.line_start for ep in ctx.drama.episodes if ep.number == first)
-        inherited: dict[str, list[int]] = {}
-        for i in np.flatnonzero(ctx.state.is_seed[lo:lo + len(small.lines)]).tolist():
-            inherited.setdefault(ctx.state.label[lo + i], []).append(i)
-        seeds = run_seeds(small, inherited, draw=first)
-        if seeds:
-            out.append(Context.build(small, propagate_labels(small, seeds)))
+        key = ("episode_run", first, last)
+        if key not in ctx.cache:
+            ctx.cache[key] = _run_context(ctx, first, last)
+        if ctx.cache[key] is not None:
+            out.append(ctx.cache[key])
     return out
+
+
+def _run_context(ctx: Context, first: int, last: int) -> Context | None:
+    """Propagation over episodes first..last of the drama from `run_seeds` (None: no seeds)."""
+    small = ctx.drama.episode_range(first, last)
+    lo = next(ep.line_start for ep in ctx.drama.episodes if ep.number == first)
+    inherited: dict[str, list[int]] = {}
+    for i in np.flatnonzero(ctx.state.is_seed[lo:lo + len(small.lines)]).tolist():
+        inherited.setdefault(ctx.state.label[lo + i], []).append(i)
+    seeds = run_seeds(small, inherited, draw=first)
+    return Context.build(small, propagate_labels(small, seeds)) if seeds else None
 
 
 def run_seeds(run: Drama, inherited: dict[str, list[int]], draw: int = 0) -> dict[str, list[int]]:
