@@ -7,7 +7,7 @@ its runs of 12 episodes; refinement stages from the same tools; the group stage 
 final pass, shared by every model), then attributes each test drama with the full model
 and with every one-tool-less model; propagation runs once per drama. The full model is
 checked to be the shipped one (same scores on the training rows). Each model takes about
-6 min to train and 3 min to run on both test dramas (2 cores): all 7 tools take about
+5 min to train and 3 min to run on both test dramas (2 cores): all 7 tools take about
 75 min; --tool picks some.
 """
 
