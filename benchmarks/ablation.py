@@ -4,17 +4,19 @@
 
 Trains on ren_shi_jian as `dramasr train` does (our propagation from its 1% seeds and over
 its runs of 12 episodes; refinement stages from the same tools; the group stage and the
-final pass, shared by every model), then attributes each test drama with the full model
-and with every one-tool-less model; propagation runs once per drama. The full model is
-checked to be the shipped one (same scores on the training rows). Each model takes about
-5 min to train and 3 min to run on both test dramas (2 cores): all 7 tools take about
-75 min; --tool picks some.
+final pass, shared by every model: `train.training_set` once, then `train.fit_model` per
+tool set), then attributes each test drama with the full model and with every one-tool-less
+model; propagation runs once per drama. The full model is checked to be the shipped one,
+byte for byte. Each model takes about 5 min to train and 3 min to run on both test dramas
+(2 cores): all 7 tools take about 75 min; --tool picks some.
 """
 
 from __future__ import annotations
 
 import argparse
+import filecmp
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,24 +24,9 @@ import numpy as np
 
 from dramasr.attribute import attribute, propagate_labels
 from dramasr.data import load_drama
-from dramasr.reason.model import AttributionModel, load_default_model, select
+from dramasr.reason.model import AttributionModel, default_model_path
 from dramasr.score import line_correct, scored_mask
-from dramasr.train import (
-    CHEAP_TOOLS,
-    FINAL_PASS,
-    FULL_TOOLS,
-    GROUP_THRESHOLD,
-    LINE_RUN_EPISODES,
-    MARGIN_THRESHOLD,
-    PASSES,
-    _concat,
-    group_stage,
-    group_training_rows,
-    refinement_rows,
-    small_drama_contexts,
-    stage_from,
-    training_rows,
-)
+from dramasr.train import FULL_TOOLS, fit_model, training_set
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -57,28 +44,15 @@ def main() -> None:
                                  if p.is_dir() and p.name not in TRAINING)
     t0 = time.time()
     train_drama = load_drama(SHARED / "dramasr" / "ren_shi_jian")
-    whole = training_rows(train_drama, propagate_labels(train_drama))
-    parts = [whole] + [training_rows(small.drama, small.state)
-                       for small in small_drama_contexts(whole.ctx, LINE_RUN_EPISODES)]
-    data = _concat(parts)
-    groups = group_stage(*group_training_rows([whole.ctx])[:2])
+    train_set = training_set([train_drama], [propagate_labels(train_drama)])
     print(f"training rows and group stage ({time.time() - t0:.0f} s)", flush=True)
     models: dict[str, AttributionModel] = {}
     for removed in ("none", *(args.tool or FULL_TOOLS)):
-        cheap = tuple(t for t in CHEAP_TOOLS if t != removed)
-        full = tuple(t for t in FULL_TOOLS if t != removed)
-        refined = [refinement_rows(part, None, MARGIN_THRESHOLD, cheap_tools=cheap, full_tools=full) for part in parts]
-        assert all(r is not None for r in refined)
-        refined_data = _concat(refined)  # type: ignore[arg-type]
-        models[removed] = AttributionModel(
-            stage_from(data, cheap), stage_from(data, full), MARGIN_THRESHOLD, PASSES, {},
-            stage_from(refined_data, cheap), stage_from(refined_data, full), groups, GROUP_THRESHOLD, FINAL_PASS)
+        models[removed] = fit_model(train_set, tuple(t for t in FULL_TOOLS if t != removed))
         print(f"trained without {removed} ({time.time() - t0:.0f} s)", flush=True)
-    shipped, rebuilt = load_default_model(), models["none"]
-    for a, b in ((shipped.full, rebuilt.full), (shipped.refine_full, rebuilt.refine_full)):
-        assert a is not None and b is not None and a.feature_names == b.feature_names
-        X = data.X[:5000][:, select(data.feature_names, a.feature_names)]
-        if not np.array_equal(a.trees.predict_proba(X), b.trees.predict_proba(X)):
+    with tempfile.TemporaryDirectory() as tmp:
+        rebuilt = models["none"].save(Path(tmp) / "attribution.npz")
+        if not filecmp.cmp(rebuilt, default_model_path(), shallow=False):
             print("warning: the full model is not the shipped one (re-run `dramasr train`?)", flush=True)
     table: dict[str, dict[str, dict[str, float]]] = {}
     for name in names:

@@ -41,6 +41,7 @@ from dramasr.train import (
     LINE_RUN_EPISODES,
     MARGIN_THRESHOLD,
     _columns,
+    context_rows,
     episode_folds,
     fit_trees,
     group_stage,
@@ -91,7 +92,7 @@ def main() -> None:
     if widths:
         t = time.time()
         for small in small_drama_contexts(data.ctx, widths):
-            part = training_rows(small.drama, small.state)
+            part = context_rows(small)
             refined = refinement_rows(part, HGB_PARAMS, MARGIN_THRESHOLD)
             numbers = [ep.number for ep in small.drama.episodes]
             runs.append((numbers[0], numbers[-1], part, refined if refined is not None else part))

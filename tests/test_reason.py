@@ -16,7 +16,7 @@ from dramasr.reason.features import candidate_pairs
 from dramasr.reason.model import AttributionModel, TreeEnsemble, default_model_path, top_two
 from dramasr.reason.policy import speaker_names
 from dramasr.tools import Context, LabelState, label_state_from_release
-from dramasr.train import SEED_MIN_S, run_seeds, train
+from dramasr.train import FULL_TOOLS, SEED_MIN_S, fit_model, run_seeds, train, training_set
 
 A, B = "周秉义", "郑娟"
 SMALL = {"max_iter": 15, "learning_rate": 0.2, "max_leaf_nodes": 7, "min_samples_leaf": 2,
@@ -71,6 +71,21 @@ def test_training_is_deterministic(tmp_path):
     assert a == b
     X = np.random.default_rng(0).normal(size=(50, len(first.full.feature_names)))
     np.testing.assert_array_equal(first.full.trees.predict_proba(X), second.full.trees.predict_proba(X))
+
+
+def test_a_model_without_a_tool_reads_none_of_its_columns(tmp_path):
+    drama, state = _dialogue()
+    train_set = training_set([drama], [state])
+    full = fit_model(train_set, params=SMALL)
+    assert full.save(tmp_path / "a.npz").read_bytes() == \
+        train([drama], [state], params=SMALL).save(tmp_path / "b.npz").read_bytes()
+    less = fit_model(train_set, tuple(t for t in FULL_TOOLS if t != "dialogue_context"), params=SMALL)
+    assert "dialogue_context" in full.cheap.tools and "ctx_prev" in full.refine_full.feature_names
+    for stage in (less.cheap, less.full, less.refine_cheap, less.refine_full):
+        assert "dialogue_context" not in stage.tools
+        assert not {"ctx_prev", "gap_before_s", "voice_prev"} & set(stage.feature_names)
+    assert less.groups is full.groups is train_set.groups  # fitted once, shared
+    assert len(attribute(drama, labels=state, model=less).labels) == len(drama.lines)
 
 
 def test_model_file_round_trips(tmp_path):

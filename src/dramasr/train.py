@@ -81,8 +81,14 @@ class TrainingRows:
 
 
 def training_rows(drama: Drama, state: LabelState, tools: Sequence[str] = FULL_TOOLS) -> TrainingRows:
-    ctx = Context.build(drama, state)
-    lines = np.flatnonzero(~state.is_seed & ~drama.lines.deleted)
+    return context_rows(Context.build(drama, state), tools)
+
+
+def context_rows(ctx: Context, tools: Sequence[str] = FULL_TOOLS) -> TrainingRows:
+    """The (line, candidate) pairs of every non-seed, non-deleted line of a context's drama,
+    with the tools' features and the truth (the context's cache is shared, not rebuilt)."""
+    drama = ctx.drama
+    lines = np.flatnonzero(~ctx.state.is_seed & ~drama.lines.deleted)
     rows = candidate_pairs(ctx, lines)
     X, names, owner = feature_table(ctx, rows, tools)
     truth_class = ctx.classes_of(drama.lines.speaker)
@@ -112,53 +118,84 @@ def stage_from(data: TrainingRows, tools: Sequence[str], mask: np.ndarray | None
     return Stage(list(tools), [data.feature_names[k] for k in cols], fit_trees(X, y, params))
 
 
-def train(dramas: Sequence[Drama], states: Sequence[LabelState], *, params: dict[str, Any] | None = None,
-          margin_threshold: float = MARGIN_THRESHOLD, passes: int = PASSES,
-          line_runs: Sequence[int] = LINE_RUN_EPISODES, hook: Hook | None = None) -> AttributionModel:
-    """Fit the cheap and full stages on the training dramas (their propagation labels as
-    context) and on propagation over runs of `line_runs` of their episodes taken as dramas
-    of their own (`small_drama_contexts`); the group stage on `group_training_rows`."""
+@dataclass
+class TrainingSet:
+    """What every stage is fitted on, whichever tools it reads: the training rows of each
+    drama and of its runs of episodes (`parts`, concatenated in `data`), and the group stage."""
+    dramas: list[str]
+    parts: list[TrainingRows]
+    data: TrainingRows
+    groups: Stage | None
+    line_runs: tuple[int, ...]
+
+
+def training_set(dramas: Sequence[Drama], states: Sequence[LabelState],
+                 line_runs: Sequence[int] = LINE_RUN_EPISODES, hook: Hook | None = None) -> TrainingSet:
+    """Training rows from the training dramas (their propagation labels as context) and from
+    propagation over runs of `line_runs` of their episodes taken as dramas of their own
+    (`small_drama_contexts`); the group stage fitted on `group_training_rows`."""
     wholes = []
     for k, (drama, state) in enumerate(zip(dramas, states, strict=True)):
         if hook:
-            hook(f"features of {drama.name}", k / (len(dramas) + 2))
+            hook(f"features of {drama.name}", k / (len(dramas) + 1))
         wholes.append(training_rows(drama, state))
-    runs = [training_rows(small.drama, small.state) for part in wholes
+    runs = [context_rows(small) for part in wholes
             for small in (small_drama_contexts(part.ctx, line_runs) if line_runs else [])]
     parts = wholes + runs
+    if hook:
+        hook("training groups for the group stage", len(dramas) / (len(dramas) + 1))
+    groups = group_stage(*group_training_rows([part.ctx for part in wholes])[:2])
     data = parts[0] if len(parts) == 1 else _concat(parts)
-    steps = len(dramas) + 4
+    return TrainingSet([d.name for d in dramas], parts, data, groups, tuple(line_runs))
+
+
+def fit_model(train_set: TrainingSet, tools: Sequence[str] = FULL_TOOLS, *, params: dict[str, Any] | None = None,
+              margin_threshold: float = MARGIN_THRESHOLD, passes: int = PASSES,
+              hook: Hook | None = None) -> AttributionModel:
+    """The line stages fitted on a training set, reading `tools` (the cheap stage those of
+    them in CHEAP_TOOLS), with the training set's group stage."""
+    cheap_tools = tuple(t for t in CHEAP_TOOLS if t in tools)
+    full_tools = tuple(t for t in FULL_TOOLS if t in tools)
+    data = train_set.data
     if hook:
-        hook("fitting the cheap stage", len(dramas) / steps)
-    cheap = stage_from(data, CHEAP_TOOLS, params=params)
+        hook("fitting the cheap stage", 0.0)
+    cheap = stage_from(data, cheap_tools, params=params)
     if hook:
-        hook("fitting the full stage", (len(dramas) + 1) / steps)
-    full = stage_from(data, FULL_TOOLS, params=params)
+        hook("fitting the full stage", 0.25)
+    full = stage_from(data, full_tools, params=params)
     refine_cheap = refine_full = None
     if passes > 1:
         if hook:
-            hook("out-of-fold first-pass labels for the refinement stages", (len(dramas) + 2) / steps)
-        second = [refinement_rows(part, params, margin_threshold) for part in parts]
+            hook("out-of-fold first-pass labels for the refinement stages", 0.5)
+        second = [refinement_rows(part, params, margin_threshold, cheap_tools=cheap_tools, full_tools=full_tools)
+                  for part in train_set.parts]
         if all(part is not None for part in second):
             refined = second[0] if len(second) == 1 else _concat(second)  # type: ignore[arg-type]
             if hook:
-                hook("fitting the refinement stages", (len(dramas) + 3) / steps)
-            refine_cheap = stage_from(refined, CHEAP_TOOLS, params=params)
-            refine_full = stage_from(refined, FULL_TOOLS, params=params)
+                hook("fitting the refinement stages", 0.85)
+            refine_cheap = stage_from(refined, cheap_tools, params=params)
+            refine_full = stage_from(refined, full_tools, params=params)
         else:
             log.warning("a training drama has fewer than 2 episodes: every pass uses the first-pass stages")
-    if hook:
-        hook("training groups for the group stage", (len(dramas) + 3.5) / steps)
-    groups = group_stage(*group_training_rows([part.ctx for part in wholes])[:2])
     if hook:
         hook("trained", 1.0)
     import sklearn
 
-    info = {"trained_on": [d.name for d in dramas], "pairs": len(data.y), "sklearn": sklearn.__version__,
+    info = {"trained_on": train_set.dramas, "pairs": len(data.y), "sklearn": sklearn.__version__,
             "params": params or HGB_PARAMS, "group_params": GROUP_PARAMS,
-            "group_block_episodes": list(GROUP_BLOCK_EPISODES), "line_run_episodes": list(line_runs)}
-    return AttributionModel(cheap, full, margin_threshold, passes, info, refine_cheap, refine_full, groups,
-                            GROUP_THRESHOLD, FINAL_PASS)
+            "group_block_episodes": list(GROUP_BLOCK_EPISODES), "line_run_episodes": list(train_set.line_runs)}
+    return AttributionModel(cheap, full, margin_threshold, passes, info, refine_cheap, refine_full,
+                            train_set.groups, GROUP_THRESHOLD, FINAL_PASS)
+
+
+def train(dramas: Sequence[Drama], states: Sequence[LabelState], *, params: dict[str, Any] | None = None,
+          margin_threshold: float = MARGIN_THRESHOLD, passes: int = PASSES,
+          line_runs: Sequence[int] = LINE_RUN_EPISODES, hook: Hook | None = None) -> AttributionModel:
+    """The attribution model on the training dramas: `training_set`, then `fit_model` with every tool."""
+    train_set = training_set(dramas, states, line_runs,
+                             hook=(lambda m, f: hook(m, 0.4 * f)) if hook else None)
+    return fit_model(train_set, params=params, margin_threshold=margin_threshold, passes=passes,
+                     hook=(lambda m, f: hook(m, 0.4 + 0.6 * f)) if hook else None)
 
 
 def episode_blocks(drama: Drama, widths: Sequence[int] = GROUP_BLOCK_EPISODES) -> list[tuple[int, int]]:
