@@ -7,8 +7,8 @@ its runs of 12 episodes; refinement stages from the same tools; the group stage 
 final pass, shared by every model: `train.training_set` once, then `train.fit_model` per
 tool set), then attributes each test drama with the full model and with every one-tool-less
 model; propagation runs once per drama. The full model is checked to be the shipped one,
-byte for byte. Each model takes about 5 min to train and 3 min to run on both test dramas
-(2 cores): all 7 tools take about 75 min; --tool picks some.
+byte for byte. The rows take about 2 min, then each model about 6 min to fit and 3 min to
+run on both test dramas (2 cores): all 7 tools take about 75 min; --tool picks some.
 """
 
 from __future__ import annotations
