@@ -95,6 +95,19 @@ def test_audio_similarity_excludes_the_line_itself():
     assert ev.values[B]["audio_log_count"] == pytest.approx(np.log1p(3))
 
 
+def test_voice_model_lift_takes_out_how_often_the_candidate_speaks():
+    # A holds 8 of the 10 lines and B 2: the voice model's log-probability of each, less
+    # the log of its (smoothed) share of the labels, so a frequent character gains nothing
+    # from being frequent
+    drama, ctx = _scene([(1, float(k), k + 0.5, s, "x") for k, s in enumerate([A] * 8 + [B] * 2)])
+    ev = TOOLS["audio_sim"].call(ctx, 9, candidates=[A, B])
+    shares = {A: (8 + 1) / (10 + 4), B: (2 + 1) / (10 + 4)}  # 4 classes: A, B, C and OTHER
+    for name, share in shares.items():
+        v = ev.values[name]
+        assert v["audio_model_lift"] == pytest.approx(v["audio_model_logp"] - np.log(share), rel=1e-5)
+    assert ev.values[B]["audio_model_logp"] > ev.values[A]["audio_model_logp"]  # line 9 is B's voice
+
+
 def test_relations_between_candidates_and_neighbours():
     relation = {"character_list": [A, B], "relationship_list": [[A, B, "夫妻"]]}
     drama, ctx = _scene([(1, 0.0, 1.0, A, "一"), (1, 1.5, 2.0, B, "二")], relation=relation)

@@ -235,7 +235,8 @@ class AudioSim(Tool):
         "lines in the same scene (no 6 s silence between) and how many it holds there, the best match, how "
         "many lines the candidate holds, similarity to its seed lines and to its voice centroid; the main "
         "similarities also normalised by how the line scores against a fixed cohort of the drama's lines; and the "
-        "log-probability of the candidate under a linear voice model of the drama fitted to the current labels."
+        "log-probability of the candidate under a linear voice model of the drama fitted to the current labels, "
+        "also less the log of the candidate's share of those labels (the voice's own say, without the prior)."
     )
     cost = 1.0
 
@@ -262,6 +263,8 @@ class AudioSim(Tool):
             "voice_cohort_top_mean": centre,
             "audio_model_logp": np.log(voice_model(ctx)[pair_line, pair_class] + 1e-6),
         }
+        prior = (t["count"] + 1.0) / (t["count"].sum() + len(t["count"]))
+        values["audio_model_lift"] = values["audio_model_logp"] - np.log(prior[pair_class]).astype(np.float32)
         for name in ("audio_top", "audio_max", "audio_scene_top", "audio_centroid", "audio_local_top"):
             values[name + "_norm"] = (values[name] - centre) / spread
         return values
