@@ -123,9 +123,16 @@ def test_bad_timestamp_names_file_episode_line_field(drama_dir: Path) -> None:
 
 
 def test_missing_field_is_named(drama_dir: Path) -> None:
-    _edit_episode(drama_dir, 1, lambda d: d["object_list"]["2"].pop("character"))
+    _edit_episode(drama_dir, 1, lambda d: d["object_list"]["2"].pop("text"))
     message = _error(drama_dir)
-    assert "episode 1" in message and "line 2" in message and "'character'" in message
+    assert "episode 1" in message and "line 2" in message and "'text'" in message
+
+
+def test_truth_is_optional(drama_dir: Path) -> None:
+    _edit_episode(drama_dir, 1, lambda d: d["object_list"]["2"].pop("character"))
+    drama = load_drama(drama_dir)
+    assert drama.lines.speaker[2] == "" and not drama.lines.labelled[2] and drama.lines.labelled[1]
+    assert drama.has_truth and not drama.mends
 
 
 def test_embedding_rows_must_match_lines(drama_dir: Path) -> None:
@@ -157,25 +164,40 @@ def test_empty_drama(tmp_path: Path) -> None:
     assert "empty drama" in _error(tmp_path / "empty")
 
 
-def test_end_before_start(drama_dir: Path) -> None:
-    _edit_episode(drama_dir, 1, lambda d: d["object_list"]["0"].update(end_time="00:00:00.500"))
-    message = _error(drama_dir)
-    assert "line 0" in message and "end_time" in message
+def test_end_before_start_is_swapped_and_reported(drama_dir: Path) -> None:
+    before = load_drama(drama_dir)
+    _edit_episode(drama_dir, 1, lambda d: d["object_list"]["0"].update(
+        start_time=d["object_list"]["0"]["end_time"], end_time=d["object_list"]["0"]["start_time"]))
+    drama = load_drama(drama_dir)
+    assert drama.lines.start_ms[0] == before.lines.start_ms[0] and drama.lines.end_ms[0] == before.lines.end_ms[0]
+    (mend,) = drama.mends
+    assert mend.kind == "time_reversed" and mend.episode == 1 and "line 0" in mend.example
+    assert "0001.json" in mend.file
+    with pytest.raises(DramaError, match="swapped"):
+        load_drama(drama_dir, strict=True)
 
 
-def test_object_list_gap(drama_dir: Path) -> None:
+def test_object_list_gap_is_read_in_key_order(drama_dir: Path) -> None:
     _edit_episode(drama_dir, 1, lambda d: d["object_list"].pop("1"))
-    message = _error(drama_dir)
-    assert "object_list" in message
+    np.save(drama_dir / "sv_embedding" / "0001.npy", np.load(drama_dir / "sv_embedding" / "0001.npy")[[0, 2]])
+    drama = load_drama(drama_dir)
+    assert drama.episodes[0].line_stop == 2
+    assert {m.kind for m in drama.mends} == {"object_keys", "objects_count"}
 
 
-def test_malformed_face_track(drama_dir: Path) -> None:
+def test_malformed_face_track_is_dropped_and_reported(drama_dir: Path) -> None:
+    before = load_drama(drama_dir)
     path = drama_dir / "face_data" / "0002.json"
     doc = json.loads(path.read_text("utf-8"))
     del doc["object_list"]["1"]["geometry"]["active_frame_list"]["0"]["box"]
     path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
-    message = _error(drama_dir)
-    assert "face_data/0002.json" in message and "episode 2" in message and "line 1" in message
+    drama = load_drama(drama_dir)
+    assert len(drama.faces) == len(before.faces) - 1
+    assert len(drama.faces.frame) == len(before.faces.frame) - len(doc["object_list"]["1"]["geometry"][
+        "active_frame_list"])
+    (mend,) = drama.mends
+    assert mend.kind == "face_track_dropped" and "face_data/0002.json" in mend.file and mend.episode == 2
+    assert "track 1" in mend.example
 
 
 def test_drama_without_faces_loads(drama_dir: Path) -> None:

@@ -216,8 +216,10 @@ def test_predictions_format():
     rows = list(to_predictions(prop))
     assert [r["line"] for r in rows] == list(range(6))
     r = rows[3]
-    assert set(r) == {"line", "episode", "speaker", "confidence", "candidates", "evidence"}
+    assert set(r) == {"line", "episode", "speaker", "confidence", "runner_up", "candidates", "evidence"}
     assert r["episode"] == 1 and r["speaker"] == "C1" and r["candidates"][0][0] == "C1"
+    for row in rows:  # one record never contradicts itself
+        assert row["candidates"][0][0] == row["speaker"] and row["runner_up"] != row["speaker"]
     assert r["confidence"] == pytest.approx(r["candidates"][0][1])
     json.dumps(rows, ensure_ascii=False)
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from dramasr.data.model import Drama
-from dramasr.data.predictions import PredictionRecord
+from dramasr.data.predictions import PredictionRecord, rank_with_speaker
 from dramasr.reason.features import PairRows, feature_table, line_speech_parts
 from dramasr.reason.model import AttributionModel, load_default_model
 from dramasr.reason.policy import Decisions, run_policy
@@ -107,11 +107,16 @@ def _records(ctx: Context, labels: LabelState, decisions: Decisions) -> list[Pre
     parts = line_speech_parts(ctx)
     second_cls = rows.cls[second_row]
     group_size = decisions.group_size if decisions.group_size is not None else np.zeros(n_lines, np.int32)
+    has_voice = drama.lines.has_voice
     for k, i in enumerate(rows.lines.tolist()):
         lo, hi = rows.starts[k], rows.starts[k + 1]
-        ranked = sorted(range(lo, hi), key=lambda j: -score[j])[:3]
-        cands = tuple((ctx.classes[rows.cls[j]], round(float(score[j]), 4)) for j in ranked)
-        runner = ctx.classes[second_cls[k]] if counts[k] > 1 else None
+        ranked = sorted(range(lo, hi), key=lambda j: -score[j])
+        confidence = float(decisions.confidence[k])
+        if group_size[k]:  # the group stage gave the line's whole new-character group to one character
+            confidence = float(decisions.group_probability[k])  # type: ignore[index]
+        cands, runner = rank_with_speaker(
+            final[i], [(ctx.classes[rows.cls[j]], round(float(score[j]), 4)) for j in ranked],
+            round(confidence, 4), keep=3)
         ev: dict[str, Any] = {
             "stage": "full" if decisions.full_stage[k] else "cheap",
             "tool_calls": int(decisions.tool_calls[k]),
@@ -120,11 +125,11 @@ def _records(ctx: Context, labels: LabelState, decisions: Decisions) -> list[Pre
         }
         if parts[i] > 1:
             ev["speakers_in_subtitle"] = int(parts[i])  # words of several speakers: named "A/B"
-        if runner is not None:
+        if not has_voice[i]:
+            ev["voice"] = "none: the line's voice embedding is unusable or missing (see the load report)"
+        if runner is not None and runner == ctx.classes[second_cls[k]]:
             ev["runner_up"] = {v: round(float(evidence[c][1][k]), 3) for c, v in _EVIDENCE.items() if c in evidence}
-        confidence = float(decisions.confidence[k])
-        if group_size[k]:  # the group stage gave the line's whole new-character group to one character
-            confidence = float(decisions.group_probability[k])  # type: ignore[index]
+        if group_size[k]:
             ev["group_stage"] = {"group_lines": int(group_size[k]), "probability": round(confidence, 4),
                                  "line_stage_speaker": ctx.classes[rows.cls[decisions.best_row[k]]]}
         out[i] = PredictionRecord(i, episode[i], final[i], round(confidence, 4), runner, cands, ev)

@@ -11,13 +11,18 @@ import logging
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from dramasr.errors import DramaError
 
@@ -37,14 +42,28 @@ SYNTHETIC_NOTICE = (
 )
 
 
+@dataclass
+class RunOptions:
+    """Options of the whole command line (given before the sub-command)."""
+
+    quiet: bool = False
+    strict: bool = False
+
+
+options = RunOptions()
+
+
 @app.callback()
 def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print debug logging.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes on stderr (errors and warnings still print).")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Refuse input that would otherwise be mended and reported (e.g. a 60 in a seconds field, a NaN embedding row).")] = False,
 ) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    options.quiet, options.strict = quiet, strict
 
 
 def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -55,7 +74,7 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except DramaError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]: finished files were written atomically and are intact")
@@ -64,14 +83,78 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _note(text: str) -> None:
+    if not options.quiet:
+        err_console.print(text, highlight=False)
+
+
+def _warn(text: str) -> None:
+    err_console.print(f"[bold yellow]warning:[/] {escape(text)}", highlight=False)
+
+
 def _load(path: Path):
     from dramasr.data import load_drama
 
-    with err_console.status(f"loading {path} ..."):
-        drama = load_drama(path)
+    with err_console.status(f"loading {path} ...") if not options.quiet else nullcontext():
+        drama = load_drama(path, strict=options.strict)
     if drama.missing:
-        err_console.print(f"[dim]{drama.name}: optional input absent: {', '.join(drama.missing)}[/]")
+        _note(f"[dim]{escape(drama.name)}: optional input absent: {escape(', '.join(drama.missing))}[/]")
+    for mend in drama.mends:
+        err_console.print(f"[cyan]mended:[/] {escape(str(mend))}", highlight=False)
+    if "face_data/face_info.json" in drama.missing and drama.has_truth:
+        _warn(f"{drama.name}: face_data/face_info.json is absent, so the named characters come from "
+              f"{'the face tracks and ' if len(drama.faces) else ''}relation.json/seed files "
+              f"({len(drama.named_characters())} names) and scores differ from the release's rule")
     return drama
+
+
+def _writable_file(path: Path, option: str) -> Path:
+    """Check before any work that `path` can be written (its folder made if need be)."""
+    from dramasr.data.release import check_writable
+
+    check_writable(path, option, folder=False)
+    return path
+
+
+def _writable_folder(path: Path, option: str) -> Path:
+    from dramasr.data.release import check_writable
+
+    check_writable(path, option, folder=True)
+    return path
+
+
+def _resolved_seeds(drama, seeds: str):
+    """The seeds as plain data, with a warning naming each named character left without a seed."""
+    from dramasr.propagate import resolve_seeds, seedless_characters
+
+    resolved = resolve_seeds(drama, seeds)
+    missing = seedless_characters(drama, resolved)
+    if missing:
+        speaks = Counter(drama.lines.speaker)
+        listed = ", ".join(f"{name} ({speaks[name]} lines)" if drama.has_truth else name for name in missing[:8])
+        more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+        _warn(f"{len(missing)} named character(s) have no seed line and cannot be predicted; their lines go to "
+              f"Other or an unknown character: {listed}{more}. Give each a few labelled lines (a seed file via "
+              f"--seeds PATH, or corrections) to have them named")
+    return resolved
+
+
+@contextmanager
+def _progress():
+    """A hook(stage, done, total) drawing a progress bar on stderr (percent, elapsed time)."""
+    if options.quiet:
+        yield None
+        return
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+                   console=err_console, transient=False)
+    task = bar.add_task("starting", total=100)
+
+    def hook(stage: str, done: int | float, total: int | float) -> None:
+        bar.update(task, description=escape(stage), completed=100.0 * done / total if total else 0.0)
+
+    with bar:
+        yield hook
+        bar.update(task, completed=100.0)
 
 
 SEEDS_HELP = (
@@ -111,6 +194,7 @@ def synth(
     from dramasr.data import save_drama
     from dramasr.synth import synth_drama
 
+    _writable_folder(out_dir, "OUT_DIR")
     drama = synth_drama(seed=seed, episodes=episodes, lines_per_episode=lines_per_episode, name=out_dir.name)
     save_drama(drama, out_dir)
     console.print(f"wrote {len(drama.lines)} lines in {len(drama.episodes)} episodes to {out_dir}")
@@ -128,6 +212,7 @@ def evaluate(
     rule: Annotated[str, typer.Option(help="Scoring rule: strict (the release's) or lenient.")] = "strict",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for report.json, report.md and PNG plots (default: reports/DRAMA__PRED).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of tables.")] = False,
+    unknown_names: Annotated[str, typer.Option("--unknown-names", help="A predicted name the drama does not know: error (refuse), other (count as an extra, the release's reading) or wrong.")] = "error",
 ) -> None:
     """Score predictions against the truth: overall, per episode, per character, by line duration."""
     from dramasr.data.predictions import load_any_predictions
@@ -136,14 +221,17 @@ def evaluate(
 
     if rule not in ("strict", "lenient"):
         raise DramaError(f"unknown rule {rule!r}", field="--rule", hint="use strict or lenient")
+    if out is not None:
+        _writable_folder(out, "--out")
     drama = _load(drama_dir)
-    report = run_evaluate(drama, load_any_predictions(pred, drama), rule=rule)
+    report = run_evaluate(drama, load_any_predictions(pred, drama), rule=rule, unknown=unknown_names)
     if as_json:
         print(report.to_json())
     else:
         for renderable in report_renderables(report):
             console.print(renderable)
     out = out or Path("reports") / f"{drama.name}__{pred.stem}"
+    _writable_folder(out, "--out")
     write_report(report, out)
     (err_console if as_json else console).print(f"report written to {out}")
 
@@ -164,10 +252,12 @@ def propagate(
     if output.suffix not in (".json", ".jsonl"):
         raise DramaError(f"unknown output type {output.suffix!r}", field="--output",
                          hint="use .json (release prop_labels format) or .jsonl (dramasr predictions)")
+    _writable_file(output, "--output")
     drama = _load(drama_dir)
+    resolved = _resolved_seeds(drama, seeds)
     started = time.perf_counter()
-    with console.status("propagating labels ..."):
-        result = propagate_drama(drama, seeds)
+    with _progress() as hook:
+        result = propagate_drama(drama, resolved, progress=(lambda m, f: hook(m, f, 1.0)) if hook else None)
     elapsed = time.perf_counter() - started
     (write_release_labels if output.suffix == ".json" else write_predictions)(result, output)
     console.print(f"propagated {len(drama.lines)} lines in {elapsed:.1f} s -> {output}")
@@ -190,8 +280,11 @@ def train(
     from dramasr.train import DEFAULT_TRAINING_DRAMAS, train_model
 
     names = dramas or list(DEFAULT_TRAINING_DRAMAS)
+    if output is not None:
+        _writable_file(output, "--output")
     dramas_loaded = [_load(data_dir / name) for name in names]
-    path = train_model(dramas_loaded, output=output, seeds=seeds, hook=_progress_printer())
+    with _progress() as hook:
+        path = train_model(dramas_loaded, output=output, seeds=seeds, hook=hook)
     console.print(f"model written to {path}")
 
 
@@ -208,9 +301,12 @@ def attribute(
     from dramasr.attribute import attribute_drama
     from dramasr.data.predictions import write_predictions
 
+    _writable_file(output, "--output")
     drama = _load(drama_dir)
+    resolved = _resolved_seeds(drama, seeds)
     started = time.perf_counter()
-    records = attribute_drama(drama, seeds, model_path=model, hook=_progress_printer())
+    with _progress() as hook:
+        records = attribute_drama(drama, resolved, model_path=model, hook=hook)
     write_predictions(output, records)
     console.print(f"attributed {len(drama.lines)} lines in {time.perf_counter() - started:.1f} s -> {output}")
     if evaluate_after and _has_truth(drama):
@@ -218,7 +314,7 @@ def attribute(
 
 
 def _has_truth(drama) -> bool:
-    return any(drama.lines.speaker)
+    return drama.has_truth
 
 
 def _print_score(drama, pred_path: Path) -> None:
@@ -231,18 +327,6 @@ def _print_score(drama, pred_path: Path) -> None:
         console.print(renderable)
 
 
-def _progress_printer() -> Callable[[str, int, int], None]:
-    """A hook(stage, done, total) that prints each stage once, then a final count."""
-    seen: set[str] = set()
-
-    def hook(stage: str, done: int, total: int) -> None:
-        if stage not in seen:
-            seen.add(stage)
-            console.print(f"[dim]{stage} ...[/]")
-
-    return hook
-
-
 # ------------------------------------------------------------------------------- export
 
 
@@ -251,21 +335,33 @@ def _progress_printer() -> Callable[[str, int, int], None]:
 def export(
     drama_dir: Annotated[Path, typer.Argument(help="Drama folder in the DramaSR layout.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for one subtitle file per episode.")],
-    pred: Annotated[Path | None, typer.Option("--pred", help="Predictions to name speakers with (default: the drama's own labels).")] = None,
+    pred: Annotated[Path | None, typer.Option("--pred", help="Predictions to name speakers with (dramasr JSONL or release prop_labels JSON).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="srt (NAME: text), ass (Name field) or vtt (<v NAME>).")] = "srt",
+    truth: Annotated[bool, typer.Option("--truth", help="Name speakers from the drama's ground truth instead of --pred.")] = False,
+    unknown_label: Annotated[str | None, typer.Option("--unknown-label", help="Label of an unknown (new) character, {n} its number by first appearance (default: 'Unknown {n}', or '未知{n}' for a Chinese drama).")] = None,
+    other_label: Annotated[str, typer.Option("--other-label", help="Name written for Other (extras); empty (default) writes those lines without a name.")] = "",
+    keep_deleted: Annotated[bool, typer.Option("--keep-deleted", help="Also write lines the truth marks deleted (!删除!, on-screen text).")] = False,
 ) -> None:
-    """Write named subtitles (SRT/ASS/WebVTT) for every episode."""
+    """Write named subtitles (SRT/ASS/WebVTT) for every episode, ready to publish."""
     from dramasr.data.predictions import load_any_predictions
-    from dramasr.data.subtitles import export_subtitles
+    from dramasr.data.subtitles import default_unknown_label, export_subtitles, publish_names
 
     if fmt not in ("srt", "ass", "vtt"):
         raise DramaError(f"unknown subtitle format {fmt!r}", field="--format", hint="use srt, ass or vtt")
+    if (pred is None) == (not truth):
+        raise DramaError("say where the names come from: --pred FILE (predictions) or --truth (the ground truth)",
+                         field="--pred")
+    _writable_folder(out_dir, "--out")
     drama = _load(drama_dir)
-    speakers = None
-    if pred is not None:
-        speakers = load_any_predictions(pred, drama).speaker
+    if truth and not drama.has_truth:
+        raise DramaError("the drama has no ground truth to export", file=drama_dir, field="--truth",
+                         hint="use --pred FILE with predictions from dramasr attribute")
+    names = drama.lines.speaker if truth else load_any_predictions(pred, drama).speaker
+    speakers = publish_names(names, unknown_label=unknown_label or default_unknown_label(drama),
+                             other_label=other_label)
     for ep in drama.episodes:
-        export_subtitles(drama, ep.number, out_dir / f"{ep.stem}.{fmt}", speakers=speakers)
+        export_subtitles(drama, ep.number, out_dir / f"{ep.stem}.{fmt}", speakers=speakers,
+                         keep_deleted=keep_deleted)
     console.print(f"wrote {len(drama.episodes)} {fmt} files to {out_dir}")
 
 
@@ -283,6 +379,8 @@ def demo(
     from dramasr.synth import synth_drama
 
     console.print(SYNTHETIC_NOTICE)
+    if out_dir is not None:
+        _writable_folder(out_dir, "--out")
     with tempfile.TemporaryDirectory() as tmp:
         root = out_dir or Path(tmp)
         drama_dir = root / "synthetic_drama"
@@ -310,6 +408,13 @@ def _demo_stage(title: str, drama, output: Path, *, reasoner: bool) -> None:
     write_predictions(output, records)
     console.rule(f"{title} ({time.perf_counter() - started:.1f} s)")
     _print_score(drama, output)
+
+
+# ------------------------------------------------------------- media front-end (issue 20)
+from dramasr.extract.cli import extract_command, run_command  # noqa: E402  (imports no media stack)
+
+app.command("extract")(user_errors(extract_command))
+app.command("run")(user_errors(run_command))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,6 +20,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from dramasr.data.model import DELETED_MARK, NARRATION_MARK, NEW_CHARACTER_PREFIX, OTHER
+from dramasr.data.predictions import rank_with_speaker
 from dramasr.data.release import read_json, write_bytes_atomic
 from dramasr.errors import DramaError
 
@@ -695,15 +696,10 @@ def load_seeds(path: str | Path) -> dict[str, list[int]]:
     return seeds_from_release(read_json(Path(path)), path)
 
 
-def propagate_drama(drama: Any, seeds: Mapping[str, Sequence[int]] | str | Path = "1pct",
-                    config: PropagationConfig | None = None,
-                    progress: Callable[[str, float], None] | None = None) -> Propagation:
-    """Label propagation on a loaded `dramasr.data.Drama`.
-
-    `seeds` is a dict, a path to an init_seeds_*.json, or a key: "1pct" (the drama's own
-    init_seeds_1pct.json if it has one), or "gt-1pct" / "gt-1shot" / "gt-<k>shot" to select
-    seeds from ground truth as the release does.
-    """
+def resolve_seeds(drama: Any, seeds: Mapping[str, Sequence[int]] | str | Path) -> Mapping[str, Sequence[int]]:
+    """Seeds as plain data ({character: [line, ...]}) from a key of the drama's seed files
+    (e.g. "1pct"), a path to an init_seeds_*.json, "gt-1pct" / "gt-1shot" / "gt-<k>shot"
+    (chosen from the truth as the release does), or a mapping (returned as it is)."""
     if isinstance(seeds, str | Path):
         key = str(seeds)
         files = getattr(drama, "seed_files", {}) or {}
@@ -721,6 +717,36 @@ def propagate_drama(drama: Any, seeds: Mapping[str, Sequence[int]] | str | Path 
             raise DramaError(f"no seed file init_seeds_{key}.json in drama {getattr(drama, 'name', '?')}",
                              field="--seeds",
                              hint="use a seed file the drama has, a path, or gt-1pct/gt-1shot/gt-5shot")
+        source = f"init_seeds_{key}.json" if key in files else key
+    else:
+        source = None
+    n = len(drama.lines)
+    for name, lines in seeds.items():
+        bad = [i for i in lines if not 0 <= int(i) < n]
+        if bad:
+            raise DramaError(f"seed line {bad[0]} of {name!r} is outside the drama's lines 0..{n - 1}",
+                             file=source, field="utterance_list",
+                             hint="the seed file belongs to another drama, or lists global line indices wrongly")
+    return seeds
+
+
+def seedless_characters(drama: Any, seeds: Mapping[str, Sequence[int]]) -> list[str]:
+    """Named characters of the drama with no seed line: propagation and the reasoner cannot
+    name them (their lines go to Other or a new character) until they are given seeds."""
+    seeded = {name for name, lines in seeds.items() if len(lines)}
+    return sorted(name for name in drama.named_characters() if name not in seeded and NARRATION_MARK not in name)
+
+
+def propagate_drama(drama: Any, seeds: Mapping[str, Sequence[int]] | str | Path = "1pct",
+                    config: PropagationConfig | None = None,
+                    progress: Callable[[str, float], None] | None = None) -> Propagation:
+    """Label propagation on a loaded `dramasr.data.Drama`.
+
+    `seeds` is a dict, a path to an init_seeds_*.json, or a key: "1pct" (the drama's own
+    init_seeds_1pct.json if it has one), or "gt-1pct" / "gt-1shot" / "gt-<k>shot" to select
+    seeds from ground truth as the release does.
+    """
+    seeds = resolve_seeds(drama, seeds)
     lines, faces = drama.lines, drama.faces
     return propagate(lines.embedding, lines.episode, lines.start_ms / 1000.0, lines.end_ms / 1000.0,
                      faces.episode, faces.start_ms / 1000.0, faces.end_ms / 1000.0, faces.name, faces.score,
@@ -947,11 +973,12 @@ def to_predictions(prop: Propagation) -> Iterator[dict[str, Any]]:
                                     "label_score": float(prop.label_score[i])}
         if not math.isnan(thr):
             evidence["threshold"] = round(thr, 4)
+        speaker = OTHER if code < 0 else chars[code]
+        ranked = [(chars[c], s) for c, s in zip(cc[off[i]:off[i + 1]], cs[off[i]:off[i + 1]], strict=True)]
+        candidates, runner_up = rank_with_speaker(speaker, ranked, float(prop.label_score[i]))
         yield {
-            "line": i, "episode": episode[i], "speaker": OTHER if code < 0 else chars[code],
-            "confidence": float(conf[i]),
-            "candidates": [[chars[c], s] for c, s in zip(cc[off[i]:off[i + 1]], cs[off[i]:off[i + 1]], strict=True)],
-            "evidence": evidence,
+            "line": i, "episode": episode[i], "speaker": speaker, "confidence": float(conf[i]),
+            "runner_up": runner_up, "candidates": [list(c) for c in candidates], "evidence": evidence,
         }
 
 

@@ -151,8 +151,8 @@ def _finite(value: float) -> float | None:
 
 
 def scored_mask(truth: Sequence[str]) -> np.ndarray:
-    """True for lines that are scored (truth not marked deleted)."""
-    return np.fromiter((DELETED_MARK not in t for t in truth), bool, len(truth))
+    """True for lines that are scored: truth given ("" is an unlabelled line) and not marked deleted."""
+    return np.fromiter((bool(t) and DELETED_MARK not in t for t in truth), bool, len(truth))
 
 
 def duration_ms(durations: Sequence[float] | np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ over a loaded Drama.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -48,6 +48,9 @@ class DramaStats:
     top_characters: list[CharacterLines]  # most lines first
     seeds: dict[str, dict[str, int]]  # seed file key -> {"characters", "lines"}
     embedding_dim: int
+    unlabelled_lines: int = 0  # lines without ground truth (a drama without truth has only these)
+    lines_without_voice: int = 0  # lines whose voice embedding was unusable or missing
+    mends: list[dict[str, Any]] = field(default_factory=list)  # the loader's repairs
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,7 +60,8 @@ class DramaStats:
             "hours": round(self.hours, 3), "open_set_share": self.open_set_share,
             "duration_mix": dict(self.duration_mix), "face_coverage": self.face_coverage,
             "top_characters": [c.to_dict() for c in self.top_characters], "seeds": self.seeds,
-            "embedding_dim": self.embedding_dim,
+            "embedding_dim": self.embedding_dim, "unlabelled_lines": self.unlabelled_lines,
+            "lines_without_voice": self.lines_without_voice, "mends": self.mends,
         }
 
 
@@ -77,7 +81,7 @@ def drama_stats(drama: Drama, *, top: int = TOP_CHARACTERS) -> DramaStats:
         episodes=len(drama.episodes),
         lines=len(lines),
         scored_lines=n_scored,
-        deleted_lines=len(lines) - n_scored,
+        deleted_lines=int(lines.deleted.sum()),
         characters=len(counts),
         named_characters=len(named),
         named_speaking=sum(1 for name in counts if name in named),
@@ -88,6 +92,9 @@ def drama_stats(drama: Drama, *, top: int = TOP_CHARACTERS) -> DramaStats:
         top_characters=[CharacterLines(name, count, name in named) for name, count in ranked[:top]],
         seeds=_seed_counts(drama),
         embedding_dim=int(lines.embedding.shape[1]) if lines.embedding.ndim == 2 else 0,
+        unlabelled_lines=int((~lines.labelled).sum()),
+        lines_without_voice=int((~lines.has_voice).sum()),
+        mends=[m.to_dict() for m in drama.mends],
     )
 
 
@@ -145,7 +152,13 @@ def stats_table(stats: DramaStats, *, top: int = 10) -> Table:
     table.add_column("value")
     table.add_row("episodes", str(stats.episodes))
     table.add_row("hours", f"{stats.hours:.1f}")
-    table.add_row("lines (scored / deleted)", f"{stats.lines} ({stats.scored_lines} / {stats.deleted_lines})")
+    table.add_row("lines (scored / deleted / unlabelled)",
+                  f"{stats.lines} ({stats.scored_lines} / {stats.deleted_lines} / {stats.unlabelled_lines})")
+    if stats.scored_lines == 0:
+        table.add_row("ground truth", "none: attribute and export work, evaluate needs truth")
+    table.add_row("lines without voice", str(stats.lines_without_voice))
+    for mend in stats.mends:
+        table.add_row("mended", f"{mend['file']}: {mend['count']} x {mend['meaning']}")
     table.add_row("characters (truth names)", str(stats.characters))
     table.add_row("named characters (speaking)", f"{stats.named_characters} ({stats.named_speaking})")
     table.add_row("open-set share", f"{100 * stats.open_set_share:.1f}%")

@@ -69,9 +69,21 @@ class Lines(_TimeSpans):
     embedding: np.ndarray  # float32 [N, D], one voice embedding per line
     overlap: np.ndarray  # int8: 1/0, or ABSENT when the source line had no such field
     auxiliary_text: list[str | None]  # None when the source line had no such field
+    # False where the line has no usable voice embedding (NaN, infinite or all-zero in the
+    # source, or no embedding file): its embedding row is zeros and voice tools give it none
+    has_voice: np.ndarray | None = None  # bool [N]; None on construction = every line has one
+
+    def __post_init__(self) -> None:
+        if self.has_voice is None:
+            self.has_voice = np.ones(len(self.text), bool)
 
     def __len__(self) -> int:
         return len(self.text)
+
+    @property
+    def labelled(self) -> np.ndarray:
+        """True for lines whose truth is given (a drama without truth has none)."""
+        return np.fromiter((bool(s) for s in self.speaker), bool, len(self.speaker))
 
     @property
     def deleted(self) -> np.ndarray:
@@ -126,6 +138,48 @@ class Episode:
     line_keys: tuple[str, ...] = ()  # field order of the subtitle objects, for faithful writing
 
 
+@dataclass(frozen=True)
+class Mend:
+    """One kind of repair the loader made in one file: what, where, how often, and an example.
+
+    A mend is made only where the input has one obvious reading (a 60 in the seconds field
+    is the next minute); it is reported, never silent."""
+
+    kind: str  # one of MEND_KINDS
+    file: str
+    episode: int | None
+    count: int
+    example: str  # the first occurrence, e.g. "line 12, field 'start_time': '00:25:60.000' -> 00:26:00.000"
+
+    @property
+    def meaning(self) -> str:
+        return MEND_KINDS.get(self.kind, self.kind)
+
+    def __str__(self) -> str:
+        where = self.file + (f" (episode {self.episode})" if self.episode is not None else "")
+        return f"{where}: {self.count} x {self.meaning}; first: {self.example}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "file": self.file, "episode": self.episode, "count": self.count,
+                "meaning": self.meaning, "example": self.example}
+
+
+MEND_KINDS = {
+    "time_rollover": "timestamp field of 60 or more rolled over into the next minute/hour (as the release reads it)",
+    "time_reversed": "end time before start time: the two were swapped",
+    "no_voice": "voice embedding NaN, infinite or all zero: the line has no voice evidence",
+    "no_voice_file": "no embedding file: the episode's lines have no voice evidence",
+    "no_face_file": "no face file while other episodes have one: the episode has no face evidence",
+    "face_track_dropped": "malformed face track left out",
+    "bom": "UTF-8 byte-order mark ignored",
+    "objects_count": "'objects' disagrees with 'object_list': the list was read as it is",
+    "object_keys": "'object_list' keys are not 0..n-1: lines read in numeric key order",
+    "text_type": "'text' not a string: read as its string form (null as empty)",
+    "frame_field": "start_frame/end_frame not an integer: read as unknown (-1)",
+    "character_type": "'character' not a string: the line is read as unlabelled",
+}
+
+
 @dataclass(eq=False)
 class Drama:
     """One drama: lines, faces, embeddings, cast and optional relations, captions, seeds."""
@@ -141,6 +195,12 @@ class Drama:
     label_files: dict[str, Any] = field(default_factory=dict)  # "1pct_apw" -> path of prop_labels
     source: str | None = None  # folder it was read from
     missing: list[str] = field(default_factory=list)  # optional inputs the source did not have
+    mends: list[Mend] = field(default_factory=list)  # repairs the loader made, one per kind and file
+
+    @property
+    def has_truth(self) -> bool:
+        """True when at least one line carries a ground-truth speaker."""
+        return any(self.lines.speaker)
 
     @property
     def cast(self) -> list[str]:
@@ -186,7 +246,8 @@ class Drama:
         episodes = [replace(ep, line_start=ep.line_start - lo, line_stop=ep.line_stop - lo,
                             face_start=ep.face_start - f_lo, face_stop=ep.face_stop - f_lo) for ep in chosen]
         return Drama(f"{self.name}[{first}-{last}]", episodes, lines, faces, self.face_info, self.relation,
-                     self.captions, source=self.source, missing=list(self.missing))
+                     self.captions, source=self.source, missing=list(self.missing),
+                     mends=list(self.mends))
 
     def episode_of_line(self, line: int) -> Episode:
         for ep in self.episodes:

@@ -65,6 +65,18 @@ class PredictionRecord:
         return out
 
 
+def rank_with_speaker(speaker: str, ranked: Sequence[tuple[str, float]], speaker_score: float,
+                      keep: int | None = None) -> tuple[Candidates, str | None]:
+    """Candidates with the chosen speaker first (scored `speaker_score` when the ranking did not
+    hold it, e.g. a group decision or an "A/B" line), then the rest in their order; and the
+    runner-up, the best candidate that is not the speaker. One record then never contradicts
+    itself: `speaker == candidates[0]` and `runner_up != speaker`."""
+    rest = [(name, score) for name, score in ranked if name != speaker]
+    own = next((score for name, score in ranked if name == speaker), speaker_score)
+    out = ((speaker, own), *rest)
+    return (out if keep is None else out[:keep]), (rest[0][0] if rest else None)
+
+
 def _json_score(score: float) -> float | None:
     return None if math.isnan(score) else float(score)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from dramasr.data.model import ABSENT, Drama, Episode, FaceTracks, Lines
+from dramasr.data.model import ABSENT, MEND_KINDS, Drama, Episode, FaceTracks, Lines, Mend
 from dramasr.errors import DramaError
 
 try:  # orjson parses the face files ~3x faster; the stdlib is the fallback
@@ -43,13 +43,37 @@ log = logging.getLogger(__name__)
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
-_TIME = re.compile(r"^(\d+):([0-5]\d):([0-5]\d)(?:[.,](\d{1,3}))?$")
+# Minutes and seconds may read 60-99: the release's own reader takes the fields as numbers,
+# so "00:25:60.000" is 00:26:00.000; such a time is mended (rolled over) and reported.
+_TIME = re.compile(r"^(\d+):(\d\d):(\d\d)(?:[.,](\d{1,3}))?$")
 _EPISODE_FILE = re.compile(r"^(\d+)\.(json|npy)$")
-LINE_FIELDS = ("start_time", "end_time", "text", "character")
+LINE_FIELDS = ("start_time", "end_time", "text")
 
 
-def parse_time(value: Any, *, file: Path, episode: int, line: int, field: str) -> int:
-    """'HH:MM:SS.mmm' -> milliseconds."""
+class Mends:
+    """Collects the loader's repairs, one Mend per (kind, file); `strict` refuses instead."""
+
+    def __init__(self, strict: bool = False) -> None:
+        self.strict = strict
+        self._found: dict[tuple[str, str], Mend] = {}
+
+    def add(self, kind: str, file: Path | str, episode: int | None, example: str, count: int = 1) -> None:
+        if self.strict:
+            raise DramaError(
+                f"{MEND_KINDS[kind]} ({example})", file=file, episode=episode,
+                hint="fix the file, or run without --strict to have it mended and reported",
+            )
+        key = (kind, str(file))
+        old = self._found.get(key)
+        self._found[key] = Mend(kind, str(file), episode, count, example) if old is None else \
+            Mend(kind, old.file, old.episode, old.count + count, old.example)
+
+    def found(self) -> list[Mend]:
+        return list(self._found.values())
+
+
+def parse_time(value: Any, *, file: Path, episode: int, line: int, field: str, mends: Mends | None = None) -> int:
+    """'HH:MM:SS.mmm' -> milliseconds (minutes/seconds of 60 or more roll over, as a mend)."""
     match = _TIME.match(value) if isinstance(value, str) else None
     if match is None:
         raise DramaError(
@@ -58,7 +82,13 @@ def parse_time(value: Any, *, file: Path, episode: int, line: int, field: str) -
         )
     hours, minutes, seconds, frac = match.groups()
     millis = int((frac or "0").ljust(3, "0"))
-    return ((int(hours) * 60 + int(minutes)) * 60 + int(seconds)) * 1000 + millis
+    total = ((int(hours) * 60 + int(minutes)) * 60 + int(seconds)) * 1000 + millis
+    if int(minutes) >= 60 or int(seconds) >= 60:
+        if mends is None:
+            raise DramaError(f"bad timestamp {value!r}", file=file, episode=episode, line=line, field=field,
+                             hint="minutes and seconds run 00..59")
+        mends.add("time_rollover", file, episode, f"line {line}, field '{field}': {value!r} -> {format_time(total)}")
+    return total
 
 
 def format_time(ms: int) -> str:
@@ -69,11 +99,15 @@ def format_time(ms: int) -> str:
     return f"{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}"
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: Path, mends: Mends | None = None) -> Any:
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise DramaError(f"cannot read: {exc.strerror}", file=path) from exc
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+        if mends is not None:
+            mends.add("bom", path, None, "at the start of the file")
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -100,6 +134,33 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def check_writable(path: str | Path, option: str, *, folder: bool) -> None:
+    """Refuse, before any work is done, an output path that cannot be written: a file where a
+    folder is wanted (or the other way round), or a place this process may not write to
+    (tried for real with a temporary file, so read-only mounts are caught too)."""
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise DramaError("exists and is not a folder", file=path, field=option, hint="give a folder path")
+    if not folder and path.is_dir():
+        raise DramaError("is a folder", file=path, field=option, hint="give a file name inside it")
+    existing = path if folder else path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DramaError(f"{existing} is a file, so nothing can be written below it", file=path, field=option,
+                         hint="choose another output path")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".dramasr-probe-", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise DramaError(f"cannot write into {existing} ({exc.strerror})", file=path, field=option,
+                         hint="choose a folder you can write to") from None
+    if not folder and path.exists() and not os.access(path, os.W_OK):
+        raise DramaError("the file exists and is read-only", file=path, field=option,
+                         hint="choose another name or make it writable")
+
+
 def write_json(path: Path, obj: Any) -> None:
     write_bytes_atomic(path, _dumps(obj))
 
@@ -124,34 +185,97 @@ def _episode_files(folder: Path, suffix: str) -> dict[int, Path]:
     return found
 
 
-def _objects(doc: Any, path: Path, episode: int) -> list[dict[str, Any]]:
+def _objects(doc: Any, path: Path, episode: int, mends: Mends) -> list[dict[str, Any]]:
     if not isinstance(doc, dict):
         raise DramaError("expected a JSON object", file=path, episode=episode)
     object_list = doc.get("object_list")
     if not isinstance(object_list, dict):
         raise DramaError(
             "missing 'object_list'", file=path, episode=episode, field="object_list",
+            hint="an episode file is {\"objects\": N, \"object_list\": {\"0\": {...}, ...}}",
         )
+    try:
+        keys = sorted(object_list, key=int)
+    except ValueError:
+        bad = next(k for k in object_list if not k.strip().lstrip("-").isdigit())
+        raise DramaError(f"'object_list' key {bad!r} is not a number", file=path, episode=episode,
+                         field="object_list", hint="keys are the line numbers 0, 1, 2, ...") from None
+    if keys != [str(i) for i in range(len(keys))]:
+        mends.add("object_keys", path, episode, f"keys {keys[:3]}...{keys[-1:]} of {len(keys)}")
     objects = []
-    for i in range(len(object_list)):
-        item = object_list.get(str(i))
+    for key in keys:
+        item = object_list[key]
         if not isinstance(item, dict):
-            raise DramaError(
-                f"'object_list' keys must run 0..{len(object_list) - 1}; key {i} is missing",
-                file=path, episode=episode, line=i, field="object_list",
-            )
+            raise DramaError("expected a JSON object", file=path, episode=episode, line=int(key), field="object_list")
         objects.append(item)
     declared = doc.get("objects")
     if declared is not None and declared != len(objects):
-        raise DramaError(
-            f"'objects' says {declared} but 'object_list' holds {len(objects)}",
-            file=path, episode=episode, field="objects",
-        )
+        mends.add("objects_count", path, episode, f"'objects' says {declared!r}, 'object_list' holds {len(objects)}")
     return objects
 
 
-def load_drama(path: str | Path) -> Drama:
-    """Read a drama folder in the DramaSR layout, validating as it goes."""
+def _frame(obj: dict[str, Any], name: str, mends: Mends, path: Path, episode: int, line: int) -> int:
+    value = obj.get(name, -1)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or abs(value) > 2**53:
+        mends.add("frame_field", path, episode, f"line {line}, field '{name}': {value!r}")
+        return -1
+    return int(value)
+
+
+def _line_text(obj: dict[str, Any], mends: Mends, path: Path, episode: int, line: int) -> str:
+    text = obj["text"]
+    if isinstance(text, str):
+        return text
+    if isinstance(text, dict | list):
+        raise DramaError("must be a string", file=path, episode=episode, line=line, field="text")
+    mends.add("text_type", path, episode, f"line {line}: {text!r}")
+    return "" if text is None else str(text)
+
+
+def _line_truth(obj: dict[str, Any], mends: Mends, path: Path, episode: int, line: int) -> str:
+    """The line's ground truth, "" when the drama does not give one (truth is optional)."""
+    truth = obj.get("character")
+    if truth is None or isinstance(truth, str):
+        return truth or ""
+    mends.add("character_type", path, episode, f"line {line}: {truth!r}")
+    return ""
+
+
+def _read_embeddings(path: Path, number: int, n_lines: int) -> np.ndarray:
+    try:
+        emb = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise DramaError(f"cannot read embeddings: {exc}", file=path, episode=number,
+                         hint="sv_embedding/NNNN.npy must be a numpy array file, one row per line") from exc
+    if n_lines == 0 and emb.size == 0:
+        return np.zeros((0, emb.shape[-1] if emb.ndim == 2 else 0), np.float32)
+    if emb.ndim != 2 or emb.shape[0] != n_lines:
+        rows = emb.shape[0] if emb.ndim else 0
+        raise DramaError(
+            f"embedding shape {emb.shape}: {rows} rows for {n_lines} subtitle lines", file=path, episode=number,
+            hint="sv_embedding/NNNN.npy must hold one row per line of subtitle_data/NNNN.json",
+        )
+    if not np.issubdtype(emb.dtype, np.number) or np.issubdtype(emb.dtype, np.complexfloating):
+        raise DramaError(f"embeddings must be real numbers, not {emb.dtype}", file=path, episode=number)
+    return np.asarray(emb, dtype=np.float32)
+
+
+def _voiceless_rows(emb: np.ndarray) -> np.ndarray:
+    """Rows with no usable voice: any NaN or infinite value, or all zeros."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        bad = ~np.isfinite(emb).all(1)
+        bad |= ~(emb != 0).any(1)
+    return bad
+
+
+def load_drama(path: str | Path, *, strict: bool = False) -> Drama:
+    """Read a drama folder in the DramaSR layout, validating as it goes.
+
+    What has one obvious reading is mended and reported in `Drama.mends` (a 60 in a
+    seconds field rolls over, a NaN embedding row means no voice evidence, ...); with
+    `strict` such input is refused instead. Anything else raises a one-line DramaError.
+    Ground truth ('character') is optional.
+    """
     root = Path(path)
     if not root.is_dir():
         raise DramaError("not a folder", file=root, hint="pass a drama folder in the DramaSR layout")
@@ -161,36 +285,35 @@ def load_drama(path: str | Path) -> Drama:
             "no subtitle_data/ folder", file=root,
             hint="a drama folder holds subtitle_data/, sv_embedding/ and usually face_data/",
         )
+    mends = Mends(strict)
     subtitle_files = _episode_files(subtitle_dir, ".json")
     if not subtitle_files:
         raise DramaError("empty drama: subtitle_data/ holds no episode files", file=subtitle_dir)
     embedding_dir = root / "sv_embedding"
     embedding_files = _episode_files(embedding_dir, ".npy") if embedding_dir.is_dir() else {}
+    if not embedding_files:
+        raise DramaError("no voice embeddings: sv_embedding/ is missing or empty", file=embedding_dir,
+                         hint="sv_embedding/NNNN.npy holds one voice embedding per subtitle line")
     face_dir = root / "face_data"
     face_files = _episode_files(face_dir, ".json") if face_dir.is_dir() else {}
     missing: list[str] = []
-    for number in embedding_files:
-        if number not in subtitle_files:
-            raise DramaError(
-                f"embedding file for episode {number} has no subtitle file",
-                file=embedding_files[number], hint="episode numbering of sv_embedding/ and subtitle_data/ must match",
-            )
-    for number in face_files:
-        if number not in subtitle_files:
-            raise DramaError(
-                f"face file for episode {number} has no subtitle file",
-                file=face_files[number], hint="episode numbering of face_data/ and subtitle_data/ must match",
-            )
+    for kind, files in (("embedding", embedding_files), ("face", face_files)):
+        for number, file in files.items():
+            if number not in subtitle_files:
+                raise DramaError(
+                    f"{kind} file for episode {number} has no subtitle file", file=file,
+                    hint=f"episode numbering of {file.parent.name}/ and subtitle_data/ must match",
+                )
 
     episodes: list[Episode] = []
     columns: dict[str, list[Any]] = {k: [] for k in (
         "episode", "start", "end", "sframe", "eframe", "text", "speaker", "overlap", "aux")}
-    embeddings: list[np.ndarray] = []
-    faces = _FaceColumns()
+    embeddings: list[np.ndarray | None] = []
+    faces = _FaceColumns(mends)
     dim: int | None = None
     for number, sub_path in sorted(subtitle_files.items()):
-        doc = read_json(sub_path)
-        objects = _objects(doc, sub_path, number)
+        doc = read_json(sub_path, mends)
+        objects = _objects(doc, sub_path, number, mends)
         line_start = len(columns["text"])
         keys: tuple[str, ...] = tuple(objects[0]) if objects else ()
         for i, obj in enumerate(objects):
@@ -199,64 +322,74 @@ def load_drama(path: str | Path) -> Drama:
                     raise DramaError(
                         "missing field", file=sub_path, episode=number, line=i, field=name,
                     )
-            start = parse_time(obj["start_time"], file=sub_path, episode=number, line=i, field="start_time")
-            end = parse_time(obj["end_time"], file=sub_path, episode=number, line=i, field="end_time")
+            start = parse_time(obj["start_time"], file=sub_path, episode=number, line=i, field="start_time",
+                               mends=mends)
+            end = parse_time(obj["end_time"], file=sub_path, episode=number, line=i, field="end_time", mends=mends)
             if end < start:
-                raise DramaError(
-                    f"ends before it starts ({obj['end_time']} < {obj['start_time']})",
-                    file=sub_path, episode=number, line=i, field="end_time",
-                )
-            if not isinstance(obj["text"], str) or not isinstance(obj["character"], str):
-                field_name = "text" if not isinstance(obj["text"], str) else "character"
-                raise DramaError("must be a string", file=sub_path, episode=number, line=i, field=field_name)
+                mends.add("time_reversed", sub_path, number, f"line {i}: {obj['start_time']} -> {obj['end_time']}")
+                start, end = end, start
             columns["episode"].append(number)
             columns["start"].append(start)
             columns["end"].append(end)
-            columns["sframe"].append(int(obj.get("start_frame", -1)))
-            columns["eframe"].append(int(obj.get("end_frame", -1)))
-            columns["text"].append(obj["text"])
-            columns["speaker"].append(obj["character"])
+            columns["sframe"].append(_frame(obj, "start_frame", mends, sub_path, number, i))
+            columns["eframe"].append(_frame(obj, "end_frame", mends, sub_path, number, i))
+            columns["text"].append(_line_text(obj, mends, sub_path, number, i))
+            columns["speaker"].append(_line_truth(obj, mends, sub_path, number, i))
             overlap = obj.get("overlap")
             columns["overlap"].append(ABSENT if overlap is None else int(bool(overlap)))
-            columns["aux"].append(obj.get("auxiliary_text"))
+            aux = obj.get("auxiliary_text")
+            columns["aux"].append(aux if aux is None or isinstance(aux, str) else str(aux))
         n_lines = len(objects)
 
         emb_path = embedding_files.get(number)
         if emb_path is None:
-            raise DramaError(
-                "no voice embedding file for this episode", file=embedding_dir / f"{sub_path.stem}.npy",
-                episode=number, hint="sv_embedding/NNNN.npy must hold one row per subtitle line",
-            )
-        try:
-            emb = np.load(emb_path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DramaError(f"cannot read embeddings: {exc}", file=emb_path, episode=number) from exc
-        if emb.ndim != 2 or emb.shape[0] != n_lines:
-            raise DramaError(
-                f"embedding rows != lines: {emb.shape[0] if emb.ndim else 0} rows for {n_lines} subtitle lines",
-                file=emb_path, episode=number,
-                hint="sv_embedding/NNNN.npy must hold one row per line of subtitle_data/NNNN.json",
-            )
-        if dim is None:
-            dim = emb.shape[1]
-        elif emb.shape[1] != dim:
-            raise DramaError(f"embedding width {emb.shape[1]} differs from {dim}", file=emb_path, episode=number)
-        embeddings.append(np.asarray(emb, dtype=np.float32))
+            if n_lines:
+                mends.add("no_voice_file", embedding_dir / f"{sub_path.stem}.npy", number, f"{n_lines} lines")
+            embeddings.append(None)
+        else:
+            emb = _read_embeddings(emb_path, number, n_lines)
+            if n_lines:
+                if dim is None:
+                    dim = emb.shape[1]
+                elif emb.shape[1] != dim:
+                    raise DramaError(f"embedding width {emb.shape[1]} differs from {dim} of earlier episodes",
+                                     file=emb_path, episode=number,
+                                     hint="every episode's embeddings must come from the same voice model")
+            embeddings.append(emb)
 
         face_start = len(faces.name)
         face_path = face_files.get(number)
         if face_path is not None:
             faces.read(face_path, number)
+        elif face_files and n_lines:
+            mends.add("no_face_file", face_dir / f"{sub_path.stem}.json", number, f"{n_lines} lines")
+        episode_idx = doc.get("episode_idx", number - 1)
         episodes.append(Episode(
             number=number, stem=sub_path.stem, line_start=line_start, line_stop=line_start + n_lines,
             face_start=face_start, face_stop=len(faces.name),
-            episode_idx=int(doc.get("episode_idx", number - 1)), line_keys=keys,
+            episode_idx=episode_idx if isinstance(episode_idx, int) else number - 1, line_keys=keys,
         ))
 
     if not columns["text"]:
         raise DramaError("empty drama: no subtitle lines in any episode", file=subtitle_dir)
+    if dim is None:
+        raise DramaError("no voice embeddings for any line", file=embedding_dir,
+                         hint="sv_embedding/NNNN.npy holds one voice embedding per subtitle line")
     if not face_files:
         missing.append("face_data/")
+
+    embedding = np.concatenate([np.zeros((ep.line_stop - ep.line_start, dim), np.float32) if e is None
+                                else e.reshape(-1, dim) for e, ep in zip(embeddings, episodes, strict=True)])
+    has_voice = np.ones(len(embedding), bool)
+    for e, ep in zip(embeddings, episodes, strict=True):
+        if e is None:
+            has_voice[ep.line_start:ep.line_stop] = False
+            continue
+        bad = np.flatnonzero(_voiceless_rows(e))
+        if len(bad):
+            mends.add("no_voice", embedding_files[ep.number], ep.number, f"row {int(bad[0])}", count=len(bad))
+            has_voice[ep.line_start + bad] = False
+    embedding[~has_voice] = 0.0  # similar to nothing; the voice tools also skip these lines
 
     lines = Lines(
         episode=np.asarray(columns["episode"], np.int32),
@@ -265,28 +398,30 @@ def load_drama(path: str | Path) -> Drama:
         start_frame=np.asarray(columns["sframe"], np.int64),
         end_frame=np.asarray(columns["eframe"], np.int64),
         text=columns["text"], speaker=columns["speaker"],
-        embedding=np.concatenate(embeddings) if embeddings else np.zeros((0, 0), np.float32),
+        embedding=embedding,
         overlap=np.asarray(columns["overlap"], np.int8),
         auxiliary_text=columns["aux"],
+        has_voice=has_voice,
     )
     face_info_path = face_dir / "face_info.json"
     face_info: dict[str, Any] = {}
     if face_info_path.is_file():
-        face_info = read_json(face_info_path)
+        face_info = read_json(face_info_path, mends)
         if not isinstance(face_info, dict):
             raise DramaError("expected a JSON object", file=face_info_path)
     else:
         missing.append("face_data/face_info.json")
     relation = None
     if (root / "relation.json").is_file():
-        relation = read_json(root / "relation.json")
+        relation = read_json(root / "relation.json", mends)
         _check_relation(relation, root / "relation.json")
     else:
         missing.append("relation.json")
-    captions = read_json(root / "caption.json") if (root / "caption.json").is_file() else None
+    captions = read_json(root / "caption.json", mends) if (root / "caption.json").is_file() else None
     if captions is None:
         missing.append("caption.json")
-    seed_files = {p.stem.removeprefix("init_seeds_"): read_json(p) for p in sorted(root.glob("init_seeds_*.json"))}
+    seed_files = {p.stem.removeprefix("init_seeds_"): read_json(p, mends)
+                  for p in sorted(root.glob("init_seeds_*.json"))}
     if not seed_files:
         missing.append("init_seeds_*.json")
     label_files = {p.stem.removeprefix("prop_labels_"): p for p in sorted(root.glob("prop_labels_*.json"))}
@@ -295,7 +430,7 @@ def load_drama(path: str | Path) -> Drama:
     drama = Drama(
         name=root.name, episodes=episodes, lines=lines, faces=faces.build(), face_info=face_info,
         relation=relation, captions=captions, seed_files=seed_files, label_files=label_files,
-        source=str(root), missing=missing,
+        source=str(root), missing=missing, mends=mends.found(),
     )
     return drama
 
@@ -311,9 +446,13 @@ def _check_relation(relation: Any, path: Path) -> None:
 
 
 class _FaceColumns:
-    """Accumulates face tracks episode by episode, then freezes them into FaceTracks."""
+    """Accumulates face tracks episode by episode, then freezes them into FaceTracks.
 
-    def __init__(self) -> None:
+    A malformed track is left out and reported (face tracks are evidence, not the input
+    being labelled): the rest of the episode's faces still count."""
+
+    def __init__(self, mends: Mends) -> None:
+        self.mends = mends
         self.episode: list[int] = []
         self.object_idx: list[int] = []
         self.start: list[int] = []
@@ -330,25 +469,43 @@ class _FaceColumns:
         self.extra: dict[int, list[dict[str, Any]]] = {}
 
     def read(self, path: Path, number: int) -> None:
-        for i, obj in enumerate(_objects(read_json(path), path, number)):
+        for i, obj in enumerate(_objects(read_json(path, self.mends), path, number, self.mends)):
+            mark = self._mark()
             try:
                 self._add(obj, number, path, i)
-            except DramaError:
-                raise
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                field = exc.args[0] if isinstance(exc, KeyError) else None
-                raise DramaError(
-                    f"malformed face track ({type(exc).__name__}: {exc})",
-                    file=path, episode=number, line=i, field=field,
-                    hint="a face track needs start_time, end_time, geometry.active_frame_list and id_list",
-                ) from exc
+            except (DramaError, KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+                self._undo(mark)
+                if isinstance(exc, DramaError):
+                    problem = exc.reason
+                else:
+                    problem = f"{type(exc).__name__}: {exc}"
+                self.mends.add("face_track_dropped", path, number, f"track {i}: {problem}")
+
+    def _mark(self) -> tuple[int, int]:
+        return len(self.name), len(self.frames)
+
+    def _undo(self, mark: tuple[int, int]) -> None:
+        """Drop whatever a failed _add appended (it may have stopped part-way)."""
+        rows, boxes = mark
+        for column in (self.episode, self.object_idx, self.start, self.end, self.sframe, self.eframe,
+                       self.name, self.score, self.active, self.counts, self.ids):
+            del column[rows:]
+        del self.frames[boxes:]
+        del self.boxes[boxes:]
+        self.extra.pop(rows, None)
 
     def _add(self, obj: dict[str, Any], number: int, path: Path, index: int) -> None:
         row = len(self.name)
         self.episode.append(number)
         self.object_idx.append(int(obj.get("object_idx", row)))
-        self.start.append(parse_time(obj["start_time"], file=path, episode=number, line=index, field="start_time"))
-        self.end.append(parse_time(obj["end_time"], file=path, episode=number, line=index, field="end_time"))
+        start = parse_time(obj["start_time"], file=path, episode=number, line=index, field="start_time",
+                           mends=self.mends)
+        end = parse_time(obj["end_time"], file=path, episode=number, line=index, field="end_time", mends=self.mends)
+        if end < start:
+            self.mends.add("time_reversed", path, number, f"track {index}: {obj['start_time']} -> {obj['end_time']}")
+            start, end = end, start
+        self.start.append(start)
+        self.end.append(end)
         self.sframe.append(int(obj.get("start_frame", -1)))
         self.eframe.append(int(obj.get("end_frame", -1)))
         geometry = obj.get("geometry") or {}

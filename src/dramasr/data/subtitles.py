@@ -18,7 +18,17 @@ from pathlib import Path
 import numpy as np
 import pysubs2
 
-from dramasr.data.model import ABSENT, Drama, Episode, FaceTracks, Lines
+from dramasr.data.model import (
+    ABSENT,
+    DELETED_MARK,
+    NEW_CHARACTER_PREFIX,
+    OTHER,
+    SPEAKER_SEPARATOR,
+    Drama,
+    Episode,
+    FaceTracks,
+    Lines,
+)
 from dramasr.data.release import write_bytes_atomic
 from dramasr.errors import DramaError
 
@@ -59,17 +69,63 @@ def subtitle_format(path: str | Path, fmt: str | None = None) -> str:
 # ----------------------------------------------------------------------------- export
 
 
+def is_chinese(drama: Drama) -> bool:
+    """True when most of the drama's subtitle characters are CJK (labels are then written in Chinese)."""
+    sample = "".join(drama.lines.text[:2000])
+    cjk = sum(1 for ch in sample if "\u4e00" <= ch <= "\u9fff")
+    letters = sum(1 for ch in sample if ch.isalpha())
+    return letters > 0 and cjk >= letters / 2
+
+
+def default_unknown_label(drama: Drama) -> str:
+    return "未知{n}" if is_chinese(drama) else "Unknown {n}"
+
+
+def publish_names(names: Sequence[str | None], *, unknown_label: str = "Unknown {n}",
+                  other_label: str = "") -> list[str]:
+    """Speaker names fit to publish: each new-character group (`新角色-118`) becomes a stable
+    readable label numbered by first appearance (`unknown_label` with {n}), Other (其他, 未知)
+    becomes `other_label` ("" writes the line without a name), other names stay; each part of
+    an "A/B" name is mapped the same way."""
+    if "{n}" not in unknown_label:
+        raise DramaError(f"the unknown-character label {unknown_label!r} has no {{n}}", field="--unknown-label",
+                         hint="e.g. 'Unknown {n}' or '未知{n}'")
+    numbers: dict[str, int] = {}
+
+    def one(name: str) -> str:
+        if name.startswith(NEW_CHARACTER_PREFIX):
+            number = numbers.setdefault(name, len(numbers) + 1)
+            return unknown_label.replace("{n}", str(number))
+        if name in (OTHER, "未知"):
+            return other_label
+        return name
+
+    out = []
+    for name in names:
+        if not name:
+            out.append("")
+        elif SPEAKER_SEPARATOR in name:
+            parts = [one(part) for part in name.split(SPEAKER_SEPARATOR) if part]
+            out.append(SPEAKER_SEPARATOR.join(p for p in parts if p))
+        else:
+            out.append(one(name))
+    return out
+
+
+
 def export_subtitles(
     drama: Drama,
     episode_number: int,
     path: str | Path,
     speakers: Sequence[str] | None = None,
     fmt: str | None = None,
+    keep_deleted: bool = False,
 ) -> Path:
     """Write one episode's lines as a subtitle file with speaker names; the write is atomic.
 
     `speakers` (e.g. predictions) defaults to the drama's ground truth; it holds one name per
     line of the episode or one per line of the whole drama. An empty name writes no speaker.
+    Lines the truth marks deleted (`!删除!`, on-screen text) are left out unless `keep_deleted`.
     """
     target = Path(path)
     kind = subtitle_format(target, fmt)
@@ -90,6 +146,7 @@ def export_subtitles(
     cues = [
         SubtitleLine(int(drama.lines.start_ms[i]), int(drama.lines.end_ms[i]), drama.lines.text[i], name or None)
         for i, name in zip(rows, names, strict=True)
+        if keep_deleted or DELETED_MARK not in drama.lines.speaker[i]
     ]
     write_bytes_atomic(target, render_subtitles(cues, kind).encode("utf-8"))
     return target

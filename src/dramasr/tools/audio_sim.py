@@ -90,14 +90,16 @@ def voice_model(ctx: Context) -> np.ndarray:
     probs = np.zeros((n, n_classes), np.float32)
     label = ctx.label_class
     fold = np.random.default_rng(0).integers(0, VOICE_MODEL_FOLDS, n)
+    voiced = ctx.drama.lines.has_voice  # a line without a voice embedding is neither fitted nor judged
     if "standard_unit" not in ctx.cache:
         unit = unit_embeddings(ctx)
-        ctx.cache["standard_unit"] = (unit - unit.mean(0)) / np.maximum(unit.std(0), 1e-6) if n else unit
+        heard = unit[voiced]
+        ctx.cache["standard_unit"] = (unit - heard.mean(0)) / np.maximum(heard.std(0), 1e-6) if len(heard) else unit
     z = ctx.cache["standard_unit"]
     fits = []
     for k in range(VOICE_MODEL_FOLDS):
         test = fold == k
-        known = np.unique(label[~test])
+        known = np.unique(label[~test & voiced])
         if not test.any() or not len(known):
             continue
         if len(known) == 1:  # one voice only: nothing to tell apart
@@ -107,7 +109,8 @@ def voice_model(ctx: Context) -> np.ndarray:
 
     def fit(job: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         test, _ = job
-        return _fit_voice_model(z[~test], label[~test]).predict_proba(z[test])
+        train = ~test & voiced
+        return _fit_voice_model(z[train], label[train]).predict_proba(z[test])
 
     if fits:
         # warning filters are process-wide, so they are set here, around every thread's fit
@@ -116,6 +119,9 @@ def voice_model(ctx: Context) -> np.ndarray:
             warnings.simplefilter("ignore", ConvergenceWarning)  # VOICE_MODEL_ITERS is a budget
             for (test, known), p in zip(fits, pool.map(fit, fits), strict=True):
                 probs[np.ix_(test, known)] = p
+    if not voiced.all():  # no voice, no say: the candidates' share of the labels (a lift of 0)
+        counts = np.bincount(label, minlength=n_classes).astype(np.float32)
+        probs[~voiced] = (counts + 1.0) / (counts.sum() + n_classes)
     ctx.derived["voice_model"] = probs
     return probs
 
