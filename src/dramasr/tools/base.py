@@ -165,8 +165,13 @@ class Tool:
     depends_on_labels: ClassVar[bool] = True  # recompute on refinement passes
     input_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
-        "properties": {"line": {"type": "integer", "description": "global index of the subtitle line"}},
+        "properties": {
+            "line": {"type": "integer", "minimum": 0, "description": "global index of the subtitle line"},
+            "candidates": {"type": "array", "items": {"type": "string"}, "minItems": 1, "uniqueItems": True,
+                           "description": "character names to score (default: the line's candidates plus Other)"},
+        },
         "required": ["line"],
+        "additionalProperties": False,
     }
 
     def features(self, ctx: Context, pair_line: np.ndarray, pair_class: np.ndarray) -> dict[str, np.ndarray]:
@@ -195,7 +200,10 @@ class Tool:
 
     def spec(self) -> dict[str, Any]:
         """The tool as an LLM sees it (OpenAI-style function spec)."""
-        return {"name": self.name, "description": self.description, "parameters": self.input_schema}
+        from dramasr.tools.calling import OUTPUT_SCHEMA
+
+        return {"name": self.name, "description": self.description, "parameters": self.input_schema,
+                "output": OUTPUT_SCHEMA}
 
 
 def episode_bounds(drama: Drama) -> tuple[np.ndarray, np.ndarray]:
