@@ -296,6 +296,11 @@ def attribute(
     seeds: Annotated[str, typer.Option(help=SEEDS_HELP)] = "1pct",
     model: Annotated[Path | None, typer.Option(help="Model file (default: the one shipped in the package).")] = None,
     evaluate_after: Annotated[bool, typer.Option("--evaluate/--no-evaluate", help="Score against the truth when the drama has it.")] = True,
+    llm: Annotated[str | None, typer.Option("--llm", help="Hybrid: ask this LLM (http://HOST:PORT/v1 or gguf:PATH) about the lines whose reasoner margin is low.")] = None,
+    llm_model: Annotated[str, typer.Option("--llm-model", help="Model name sent to the --llm server.")] = "default",
+    llm_threshold: Annotated[float | None, typer.Option("--llm-threshold", help="Margin below which a line goes to the LLM (default: the one sending --llm-share).")] = None,
+    llm_share: Annotated[float, typer.Option("--llm-share", min=0.0, max=1.0, help="Share of lines sent to the LLM when no threshold is given.")] = 0.03,
+    trajectories: Annotated[Path | None, typer.Option("--trajectories", help="LLM conversations JSONL (resumes a killed run; replies cached beside it).")] = None,
 ) -> None:
     """The main job: seeds -> propagation -> evidence tools -> trained reasoner -> one speaker per line."""
     from dramasr.attribute import attribute_drama
@@ -307,6 +312,11 @@ def attribute(
     started = time.perf_counter()
     with _progress() as hook:
         records = attribute_drama(drama, resolved, model_path=model, hook=hook)
+    if llm is not None:  # the LLM agent (issue 19) re-answers the low-margin lines
+        from dramasr.agent_cli import apply_llm
+
+        records = apply_llm(drama, records, llm, seeds=resolved, model=llm_model, threshold=llm_threshold,
+                            share=llm_share, trajectories=trajectories)
     write_predictions(output, records)
     console.print(f"attributed {len(drama.lines)} lines in {time.perf_counter() - started:.1f} s -> {output}")
     if evaluate_after and _has_truth(drama):
@@ -415,6 +425,11 @@ from dramasr.extract.cli import extract_command, run_command  # noqa: E402  (imp
 
 app.command("extract")(user_errors(extract_command))
 app.command("run")(user_errors(run_command))
+
+
+from dramasr.agent_cli import register as _register_agent_commands  # noqa: E402  (issue 19's commands)
+
+_register_agent_commands(app)
 
 
 if __name__ == "__main__":  # pragma: no cover
