@@ -129,13 +129,21 @@ def _resolved_seeds(drama, seeds: str):
 
     resolved = resolve_seeds(drama, seeds)
     missing = seedless_characters(drama, resolved)
-    if missing:
+    if drama.has_truth:  # the truth tells what each one costs; one who never speaks costs nothing
         speaks = Counter(drama.lines.speaker)
-        listed = ", ".join(f"{name} ({speaks[name]} lines)" if drama.has_truth else name for name in missing[:8])
+        silent = [name for name in missing if not speaks[name]]
+        missing = sorted((name for name in missing if speaks[name]), key=lambda name: -speaks[name])
+        listed = [f"{name} ({speaks[name]} lines)" for name in missing]
+        if silent:
+            _note(f"[dim]{len(silent)} named character(s) without seeds speak no line: {escape(', '.join(silent))}[/]")
+    else:
+        tracks = Counter(drama.faces.name)
+        listed = [f"{name} ({tracks[name]} face tracks)" for name in missing]
+    if missing:
         more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
         _warn(f"{len(missing)} named character(s) have no seed line and cannot be predicted; their lines go to "
-              f"Other or an unknown character: {listed}{more}. Give each a few labelled lines (a seed file via "
-              f"--seeds PATH, or corrections) to have them named")
+              f"Other or an unknown character: {', '.join(listed[:8])}{more}. Give each a few labelled lines "
+              f"(a seed file via --seeds PATH, or corrections) to have them named")
     return resolved
 
 
@@ -301,6 +309,7 @@ def attribute(
     llm_threshold: Annotated[float | None, typer.Option("--llm-threshold", help="Margin below which a line goes to the LLM (default: the one sending --llm-share).")] = None,
     llm_share: Annotated[float, typer.Option("--llm-share", min=0.0, max=1.0, help="Share of lines sent to the LLM when no threshold is given.")] = 0.03,
     trajectories: Annotated[Path | None, typer.Option("--trajectories", help="LLM conversations JSONL (resumes a killed run; replies cached beside it).")] = None,
+    corrections: Annotated[Path | None, typer.Option("--corrections", help="Corrections JSONL (from `dramasr review`): extra seeds; corrected lines keep their answer, named groups follow.")] = None,
 ) -> None:
     """The main job: seeds -> propagation -> evidence tools -> trained reasoner -> one speaker per line."""
     from dramasr.attribute import attribute_drama
@@ -311,7 +320,12 @@ def attribute(
     resolved = _resolved_seeds(drama, seeds)
     started = time.perf_counter()
     with _progress() as hook:
-        records = attribute_drama(drama, resolved, model_path=model, hook=hook)
+        if corrections is not None:  # issue 21: a person's corrections as extra seeds and fixed answers
+            from dramasr.review.seeding import attribute_corrected_drama
+
+            records = attribute_corrected_drama(drama, corrections, resolved, model_path=model, hook=hook)
+        else:
+            records = attribute_drama(drama, resolved, model_path=model, hook=hook)
     if llm is not None:  # the LLM agent (issue 19) re-answers the low-margin lines
         from dramasr.agent_cli import apply_llm
 
@@ -426,6 +440,9 @@ from dramasr.extract.cli import extract_command, run_command  # noqa: E402  (imp
 app.command("extract")(user_errors(extract_command))
 app.command("run")(user_errors(run_command))
 
+from dramasr.review.cli import review as _review  # noqa: E402  (issue 21: imports no web stack)
+
+app.command("review")(user_errors(_review))
 
 from dramasr.agent_cli import register as _register_agent_commands  # noqa: E402  (issue 19's commands)
 
