@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.bad_inputs import CATALOGUE, Breakage, Outcome, run_breakage
 
 from dramasr.data import load_drama, save_drama
 from dramasr.synth import synth_drama
-from tests.bad_inputs import CATALOGUE, Breakage, Outcome, run_breakage
 
 SHARED_DRAMA = Path(__file__).resolve().parents[1].parent / "shared" / "dramasr" / "chen_mo_de_zhen_xiang"
 
