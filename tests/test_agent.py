@@ -186,3 +186,29 @@ def test_hybrid_sends_low_margin_lines_and_reports_per_threshold(small):
     assert rows[1]["asked"] == len(sent) and rows[1]["hybrid_accuracy"] >= rows[1]["cpu_accuracy"]
     stats = summary(result.trajectories.values(), 1.0)
     assert stats["valid_answer"] == 1.0 and stats["tool_calls_per_line"] == 1.0
+
+
+def test_cli_agent_rejects_bad_options_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from dramasr.agent_cli import parse_lines
+    from dramasr.cli import app
+    from dramasr.data import save_drama
+
+    drama = synth_drama(seed=1, episodes=2, lines_per_episode=30, name="cli_small")
+    save_drama(drama, tmp_path / "d")
+    assert parse_lines("2:0-2", drama) == [30, 31, 32] and parse_lines("7", drama) == [7]
+    runner = CliRunner()
+    cases = {
+        ("--llm", "ftp://x", "--line", "3"): "cannot read --llm",
+        ("--llm", "gguf:/nowhere/m.gguf", "--line", "3"): "--llm",
+        ("--llm", "http://127.0.0.1:9/v1", "--line", "3:0"): "no episode 3",
+        ("--llm", "http://127.0.0.1:9/v1", "--line", "1:40"): "episode 1 has lines 0..29",
+        ("--llm", "http://127.0.0.1:9/v1", "--line", "x"): "cannot read --line",
+        ("--llm", "http://127.0.0.1:9/v1", "--line", "1", "--protocol", "xml"): "unknown protocol",
+        ("--line", "1"): "give --llm and --line",
+    }
+    for args, message in cases.items():
+        result = runner.invoke(app, ["agent", str(tmp_path / "d"), *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and "Traceback" not in result.output

@@ -157,7 +157,13 @@ def register(app: typer.Typer) -> None:
         """Ask the LLM agent who speaks a line (or a range), for inspection; or replay trajectories."""
         from dramasr.reason.agent import drama_language, line_tasks, read_trajectories, replay, run_agent, summary
 
+        if replay_file is None and (llm is None or line is None):
+            raise DramaError("give --llm and --line (or --replay FILE)", field="--llm")
         drama = _load(drama_dir)
+        if replay_file is None:  # bad options fail before the CPU reasoner runs
+            config = _config(protocol, max_turns, context_lines, max_tokens, temperature, grammar, language)
+            lines = parse_lines(line or "", drama)
+            backend = _backend(llm or "", model, concurrency, timeout, cache, grammar)
         records, state = cpu_records(drama, seeds, pred)
         ctx = agent_context(drama, state, records)
         if replay_file is not None:
@@ -172,11 +178,6 @@ def register(app: typer.Typer) -> None:
             if same != len(saved):
                 raise typer.Exit(1)
             return
-        if llm is None or line is None:
-            raise DramaError("give --llm and --line (or --replay FILE)", field="--llm")
-        config = _config(protocol, max_turns, context_lines, max_tokens, temperature, grammar, language)
-        backend = _backend(llm, model, concurrency, timeout, cache, grammar)
-        lines = parse_lines(line, drama)
         tasks = line_tasks(ctx, records, lines, config, drama_language(drama, config))
         started = time.perf_counter()
         results = run_agent(ctx, tasks, backend, config, labels=[r.speaker for r in records],
