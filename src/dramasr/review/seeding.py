@@ -1,0 +1,162 @@
+"""Corrections as input to attribution: extra seeds, fixed answers, groups that follow.
+
+- A line corrected to a character becomes one of its seeds: propagation spreads its voice,
+  the reasoner's voice model and dialogue context read it, and its answer never changes.
+- A line corrected to Other (or to "A/B", two speakers' words) is held fixed as well; the
+  reasoner reads it as not a named character.
+- A group correction ("新角色-82 is 胡湘江") seeds propagation with the group's lines too,
+  so the character's voice of that day spreads; the reasoner then decides each line again
+  with that character as a candidate, and every line of the group is the character's unless
+  the reasoner names another named character for it (one the person did not just reject).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from dramasr.attribute import Attribution, Hook, attribute
+from dramasr.data.model import NEW_CHARACTER_PREFIX, OTHER, Drama
+from dramasr.data.predictions import PredictionRecord
+from dramasr.reason.model import AttributionModel
+from dramasr.review.corrections import Correction, CorrectionSet, is_multi_speaker
+from dramasr.tools import LabelState, label_state_from_propagation
+
+
+def seedable(name: str) -> bool:
+    """A name propagation can take as a seed character (a named one, not Other or "A/B")."""
+    return name != OTHER and not name.startswith(NEW_CHARACTER_PREFIX) and not is_multi_speaker(name)
+
+
+def corrected_seeds(base: Mapping[str, Sequence[int]], corrections: CorrectionSet) -> dict[str, list[int]]:
+    """The seeds with the corrections merged in: a corrected line leaves whatever seed list
+    held it and joins its speaker's (a cast member without seeds gets a list of its own);
+    the lines of a corrected group join its speaker's unless they are seeds already."""
+    fixed = set(corrections.lines)
+    seeds = {name: [i for i in lines if i not in fixed] for name, lines in base.items()}
+    seeded = {i for lines in seeds.values() for i in lines}
+    for line, c in sorted(corrections.lines.items()):
+        if c.speaker is not None and seedable(c.speaker):
+            seeds.setdefault(c.speaker, []).append(line)
+    for line, c in sorted(corrections.group_lines().items()):
+        if c.speaker is not None and seedable(c.speaker) and line not in seeded:
+            seeds.setdefault(c.speaker, []).append(line)
+    return {name: sorted(set(lines)) for name, lines in seeds.items()}
+
+
+def corrected_label_state(state: LabelState, corrections: CorrectionSet) -> LabelState:
+    """Propagation's labels (run on `corrected_seeds`) made ready for the reasoner: lines
+    corrected to Other / "A/B" held fixed as Other; the lines of each group in `corrections`
+    (pass only those that are not the drama's own seeds) free again, their speaker listed
+    as a candidate."""
+    label = list(state.label)
+    candidates = [list(c) for c in state.candidates]
+    scores = [list(s) for s in state.scores]
+    is_seed = state.is_seed.copy()
+    for line, c in corrections.lines.items():
+        if c.speaker is not None and not seedable(c.speaker):
+            label[line], is_seed[line] = OTHER, True
+    for line, c in corrections.group_lines().items():
+        if c.speaker is None:
+            continue
+        if not seedable(c.speaker):
+            label[line] = OTHER
+        elif c.speaker not in candidates[line]:
+            candidates[line].insert(0, c.speaker)
+            scores[line].insert(0, scores[line][0] if scores[line] else 0.5)
+        is_seed[line] = False  # a seed for propagation only: the reasoner decides it again
+    return LabelState(label, candidates, scores, is_seed)
+
+
+def attribute_with_corrections(drama: Drama, corrections: CorrectionSet, *,
+                               seeds: Mapping[str, Sequence[int]] | str | Path = "1pct",
+                               model: AttributionModel | None = None, passes: int | None = None,
+                               hook: Hook | None = None) -> Attribution:
+    """`attribute` with a person's corrections as extra seeds and fixed answers."""
+    from dramasr.propagate import propagate_drama, resolve_seeds
+
+    t0 = time.perf_counter()
+    base = resolve_seeds(drama, seeds)
+    own_seeds = {int(i) for lines in base.values() for i in lines}
+    merged = corrected_seeds(base, corrections)
+    inner = (lambda m, f: hook(f"propagation: {m}", 0.5 * f)) if hook else None
+    state = label_state_from_propagation(propagate_drama(drama, merged, progress=inner))
+    group_lines = {i for i in corrections.group_lines() if i not in own_seeds}  # the drama's seeds stay seeds
+    state = corrected_label_state(state, _only(corrections, group_lines))
+    propagation_s = time.perf_counter() - t0
+    result = attribute(drama, labels=state, model=model, passes=passes,
+                       hook=(lambda m, f: hook(m, 0.5 + 0.5 * f)) if hook else None)
+    records = apply_corrections(result.records, corrections, drama.named_characters(), group_lines)
+    timings = dict(result.timings)
+    timings["propagation_s"] = propagation_s
+    timings["total_s"] = time.perf_counter() - t0
+    return replace(result, records=records, labels=[r.speaker for r in records], timings=timings)
+
+
+def _only(corrections: CorrectionSet, group_lines: set[int]) -> CorrectionSet:
+    """The corrections with each group limited to its lines that are not the drama's own seeds."""
+    groups = {name: replace(c, lines=tuple(i for i in c.lines if i in group_lines))
+              for name, c in corrections.groups.items()}
+    return CorrectionSet(dict(corrections.lines), groups)
+
+
+def apply_corrections(records: Sequence[PredictionRecord], corrections: CorrectionSet, named: Any,
+                      group_lines: set[int] | None = None) -> list[PredictionRecord]:
+    """Prediction records with every corrected line's answer set and the group rule applied."""
+    out = list(records)
+    by_line = {r.line: k for k, r in enumerate(out)}
+    for line, c in corrections.lines.items():
+        k = by_line[line]
+        old = out[k]
+        out[k] = PredictionRecord(line, old.episode, str(c.speaker), 1.0, None, ((str(c.speaker), 1.0),),
+                                  {"seed": True, "correction": _said(c)})
+    followers = corrections.group_lines()
+    for line, c in followers.items():
+        if group_lines is not None and line not in group_lines:
+            continue
+        k = by_line[line]
+        old = out[k]
+        speaker = str(c.speaker)
+        evidence = dict(old.evidence or {})
+        note = {"group": c.group, "speaker": speaker, "line_stage_speaker": old.speaker, **_said(c)}
+        overruled = old.speaker != speaker and old.speaker in named and old.speaker != c.was
+        if overruled:
+            note["followed"] = False  # the reasoner names another named character: its evidence wins
+            evidence["group_correction"] = note
+            out[k] = replace(old, evidence=evidence)
+            continue
+        note["followed"] = True
+        evidence["group_correction"] = note
+        own = dict(old.candidates or ()).get(speaker)
+        rest = tuple((n, s) for n, s in (old.candidates or ()) if n != speaker)
+        runner = rest[0][0] if rest else None
+        confidence = own if own is not None else old.confidence
+        out[k] = PredictionRecord(line, old.episode, speaker, confidence, runner,
+                                  ((speaker, own if own is not None else 1.0), *rest)[:3], evidence)
+    return out
+
+
+def _said(c: Correction) -> dict[str, Any]:
+    out: dict[str, Any] = {"who": c.who, "when": c.when}
+    if c.was is not None:
+        out["was"] = c.was
+    return out
+
+
+def attribute_corrected_drama(drama: Drama, corrections: str | Path, seeds: Mapping[str, Sequence[int]] | str | Path
+                              = "1pct", *, model_path: str | Path | None = None,
+                              hook: Any = None) -> list[PredictionRecord]:
+    """`dramasr attribute --corrections FILE`: like `attribute_drama`, with the file's corrections."""
+    from dramasr.review.corrections import read_corrections
+
+    current = read_corrections(corrections, drama)
+    model = AttributionModel.load(model_path) if model_path is not None else None
+    report = (lambda message, fraction: hook(message, int(round(100 * fraction)), 100)) if hook else None
+    return attribute_with_corrections(drama, current, seeds=seeds, model=model, hook=report).records
+
+
+__all__ = ["apply_corrections", "attribute_corrected_drama", "attribute_with_corrections", "corrected_label_state",
+           "corrected_seeds", "seedable"]

@@ -1,0 +1,176 @@
+"""Corrections file, corrections as seeds, and --suggest (issue 21), on a small synthetic drama."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from dramasr.cli import app
+from dramasr.data import load_drama, save_drama
+from dramasr.data.model import NEW_CHARACTER_PREFIX, OTHER
+from dramasr.data.predictions import Predictions, write_predictions
+from dramasr.errors import DramaError
+from dramasr.review.corrections import Correction, CorrectionSet, CorrectionsFile
+from dramasr.review.seeding import attribute_with_corrections, corrected_seeds
+from dramasr.review.suggest import lowest_confidence, suggest
+from dramasr.synth import synth_drama
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A 2-episode synthetic drama and its attribution (about 5 s)."""
+    from dramasr.attribute import attribute
+
+    root = tmp_path_factory.mktemp("review")
+    drama_dir = root / "syn"
+    save_drama(synth_drama(seed=3, episodes=2, lines_per_episode=150, name="syn"), drama_dir)
+    drama = load_drama(drama_dir)
+    pred = root / "pred.jsonl"
+    write_predictions(pred, attribute(drama, seeds="1pct").records)
+    return drama_dir, pred
+
+
+def test_corrections_file_round_trip_and_last_say_wins(small: tuple[Path, Path], tmp_path: Path) -> None:
+    drama = load_drama(small[0])
+    name = sorted(drama.named_characters())[0]
+    f = CorrectionsFile(tmp_path / "c.jsonl", drama)
+    f.append(Correction(OTHER, line=5, who="ana"))
+    f.append(Correction(name, line=5, who="bo"))
+    f.append(Correction(name, line=7))
+    f.append(Correction(None, line=7))  # withdrawn
+    current = f.current()
+    assert {i: c.speaker for i, c in current.lines.items()} == {5: name}
+    assert current.lines[5].who == "bo" and current.lines[5].when.endswith("Z")
+    rows = [json.loads(row) for row in (tmp_path / "c.jsonl").read_text().splitlines()]
+    assert rows[0] == {"line": 5, "speaker": OTHER, "who": "ana", "when": rows[0]["when"]}
+    f.compact()
+    assert len((tmp_path / "c.jsonl").read_text().splitlines()) == 1
+    assert f.current().lines[5].speaker == name
+
+
+def test_name_not_in_cast_is_one_clear_line(small: tuple[Path, Path], tmp_path: Path) -> None:
+    drama = load_drama(small[0])
+    f = CorrectionsFile(tmp_path / "c.jsonl", drama)
+    with pytest.raises(DramaError) as err:
+        f.append(Correction("胡湘江", line=3))
+    message = str(err.value)
+    assert "'胡湘江' is not in the cast of syn" in message and "line 3" in message and "\n" not in message
+    assert not (tmp_path / "c.jsonl").exists() or not (tmp_path / "c.jsonl").read_text()
+    with pytest.raises(DramaError, match="no line 999999"):
+        f.append(Correction(OTHER, line=999999))
+    (tmp_path / "bad.jsonl").write_text('{"line": 1, "speaker": "其他"}\n{"line": "x", "speaker": "其他"}\n')
+    with pytest.raises(DramaError, match=r"bad.jsonl.*correction 2: line must be a global line index"):
+        CorrectionsFile(tmp_path / "bad.jsonl", drama).read()
+
+
+def test_a_crash_mid_append_loses_only_that_line(small: tuple[Path, Path], tmp_path: Path) -> None:
+    drama = load_drama(small[0])
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"line": 1, "speaker": "其他"}\n{"line": 2, "spea')
+    f = CorrectionsFile(path, drama)
+    assert list(f.current().lines) == [1]
+    f.append(Correction(OTHER, line=4))
+    assert sorted(f.current().lines) == [1, 4]
+
+
+def test_many_writers_at_once_lose_nothing(small: tuple[Path, Path], tmp_path: Path) -> None:
+    drama = load_drama(small[0])
+    path = tmp_path / "c.jsonl"
+
+    def writer(start: int) -> None:
+        f = CorrectionsFile(path, drama)  # one object per writer, as two servers would have
+        for i in range(start, 200, 4):
+            f.append(Correction(OTHER, line=i, who=f"w{start}"))
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(CorrectionsFile(path, drama).current().lines) == list(range(200))
+
+
+def test_corrections_merge_into_seeds() -> None:
+    base = {"A": [1, 2], "B": [3]}
+    cs = CorrectionSet.from_log([
+        Correction("B", line=2), Correction("C", line=9), Correction(OTHER, line=1),
+        Correction("A", group=f"{NEW_CHARACTER_PREFIX}4", lines=(3, 20, 21)),
+    ])
+    assert corrected_seeds(base, cs) == {"A": [20, 21], "B": [2, 3], "C": [9]}
+
+
+def test_corrected_lines_never_change_and_a_named_group_follows(small: tuple[Path, Path]) -> None:
+    drama = load_drama(small[0])
+    pred = Predictions.from_records([json.loads(r) for r in small[1].read_text().splitlines()], drama)
+    named = sorted(drama.named_characters())
+    free = [i for i in range(len(drama.lines)) if not (pred.evidence[i] or {}).get("seed")]
+    picks = {free[0]: named[0], free[1]: OTHER, free[2]: f"{named[0]}/{named[1]}", free[3]: named[-1]}
+    log = [Correction(s, line=i, who="t") for i, s in picks.items()]
+    # a group of lines the predictions give to no named character, named after one
+    group = tuple(i for i in free[4:] if pred.speaker[i] not in drama.named_characters())[:6]
+    assert len(group) >= 3
+    log.append(Correction(named[1], group=f"{NEW_CHARACTER_PREFIX}99", lines=group, was=f"{NEW_CHARACTER_PREFIX}99"))
+    result = attribute_with_corrections(drama, CorrectionSet.from_log(log))
+    for i, speaker in picks.items():
+        record = result.records[i]
+        assert record.speaker == speaker and record.confidence == 1.0
+        assert record.evidence["correction"]["who"] == "t"
+    for i in group:
+        note = result.records[i].evidence["group_correction"]
+        assert note["group"] == f"{NEW_CHARACTER_PREFIX}99"
+        # followed, or overruled only by another named character
+        assert (result.labels[i] == named[1]) == note["followed"]
+        assert note["followed"] or result.labels[i] in drama.named_characters()
+    assert sum(result.records[i].evidence["group_correction"]["followed"] for i in group) >= len(group) // 2
+
+
+def test_suggest_ranks_groups_by_what_they_would_fix(small: tuple[Path, Path]) -> None:
+    drama = load_drama(small[0])
+    records = [json.loads(r) for r in small[1].read_text().splitlines()]
+    # make one line the least confident, and a 12-line new-character group only moderately unsure
+    lone = next(r for r in records if not r["evidence"].get("seed"))
+    lone["confidence"] = 0.05
+    group = [r for r in records if not r["evidence"].get("seed") and r is not lone][20:32]
+    for r in group:
+        r["speaker"], r["confidence"] = f"{NEW_CHARACTER_PREFIX}7", 0.6
+    pred = Predictions.from_records(records, drama)
+    picks = suggest(drama, pred, 5)
+    assert picks[0].kind == "group" and picks[0].group == f"{NEW_CHARACTER_PREFIX}7"
+    assert picks[0].line in [r["line"] for r in group] and len(picks[0].group_lines) == 12
+    assert "12 lines" in picks[0].reason and "expected fixes" in picks[0].reason
+    assert lowest_confidence(pred, 1) == [lone["line"]]  # the baseline would look at the lone line first
+    assert len({s.line for s in picks}) == len(picks)
+    # once the group is corrected it is not suggested again
+    done = CorrectionSet.from_log([Correction(OTHER, group=picks[0].group, lines=picks[0].group_lines)])
+    assert all(s.group != picks[0].group for s in suggest(drama, pred, 5, done))
+
+
+def test_cli_suggest_and_attribute_with_corrections(small: tuple[Path, Path], tmp_path: Path) -> None:
+    drama_dir, pred = small
+    runner = CliRunner()
+    out = runner.invoke(app, ["review", str(drama_dir), "--pred", str(pred), "--suggest", "3", "--json",
+                              "--corrections", str(tmp_path / "none.jsonl")])
+    assert out.exit_code == 0, out.output
+    picks = json.loads(out.stdout[out.stdout.index("["):])
+    assert len(picks) == 3 and all(p["reason"] for p in picks)
+    drama = load_drama(drama_dir)
+    target = picks[0]["line"]
+    name = sorted(drama.named_characters())[0]
+    corrections = tmp_path / "c.jsonl"
+    corrections.write_text(json.dumps({"line": target, "speaker": name}, ensure_ascii=False) + "\n")
+    result = runner.invoke(app, ["attribute", str(drama_dir), "-o", str(tmp_path / "p.jsonl"), "--corrections",
+                                 str(corrections), "--no-evaluate"])
+    assert result.exit_code == 0, result.output
+    rows = {json.loads(r)["line"]: json.loads(r) for r in (tmp_path / "p.jsonl").read_text().splitlines()}
+    assert rows[target]["speaker"] == name and "correction" in rows[target]["evidence"]
+    corrections.write_text(json.dumps({"line": target, "speaker": "胡湘江"}, ensure_ascii=False) + "\n")
+    bad = runner.invoke(app, ["attribute", str(drama_dir), "-o", str(tmp_path / "q.jsonl"), "--corrections",
+                              str(corrections)])
+    assert bad.exit_code == 2 and "'胡湘江' is not in the cast" in bad.output and "Traceback" not in bad.output
+    assert not (tmp_path / "q.jsonl").exists()
+    assert np.all([r["line"] == k for k, r in enumerate(sorted(rows.values(), key=lambda r: r["line"]))])
