@@ -148,46 +148,63 @@ def _masked_top_mean(sub: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def audio_tables(ctx: Context) -> dict[str, np.ndarray]:
-    """Dense [N, C] tables from the current labels (cached per label state)."""
+    """Dense [N, C] tables from the current labels (cached per label state).
+
+    What is rebuilt per pass (a refinement pass relabels lines, and the tables of the new
+    labels are built from those of the last labels built in this drama's cache):
+    - top / max (top-5 over the drama): only the columns of the classes that gained or lost
+      a line; a class whose lines are all the same keeps its column (its inputs are the same).
+    - local / scene tables (within an episode): only episodes where some label changed, and
+      there only the classes that gained or lost a line in that episode.
+    - seed_max: never (seeds and their labels do not change between passes): built once.
+    - count, centroid, class_centroid, typical: every time (cheap, [C] or one [N, C] product).
+    Each column that is rebuilt is computed exactly as a full build computes it (same lines,
+    same order, same blocks of rows), so the tables are bit for bit those of a full build.
+    """
     if "audio" in ctx.derived:
         return ctx.derived["audio"]
     unit = unit_embeddings(ctx)
     n, n_classes = len(unit), len(ctx.classes)
     label = ctx.label_class
-    order = np.argsort(label, kind="stable")
-    position = np.empty(n, np.int64)
-    position[order] = np.arange(n)
-    bounds = np.searchsorted(label[order], np.arange(n_classes + 1))
-    sorted_unit = np.ascontiguousarray(unit[order])
-    top = np.zeros((n, n_classes), np.float32)
-    best = np.zeros((n, n_classes), np.float32)
-    present = [c for c in range(n_classes) if bounds[c + 1] > bounds[c]]
-    for lo in range(0, n, BLOCK_ROWS):
-        hi = min(n, lo + BLOCK_ROWS)
-        sims = unit[lo:hi] @ sorted_unit.T
-        sims[np.arange(hi - lo), position[lo:hi]] = -2.0  # a line is no evidence for itself
-        for c in present:
-            mean, mx = _masked_top_mean(sims[:, bounds[c]:bounds[c + 1]], TOP_K)
-            top[lo:hi, c] = mean
-            best[lo:hi, c] = mx
+    previous = ctx.cache.get("audio_previous")
+    if previous is not None and (len(previous["label"]) != n or previous["top"].shape[1] != n_classes):
+        previous = None
+    if previous is None:
+        moved = np.ones(n, bool)
+        changed = np.ones(n_classes, bool)
+    else:
+        moved = previous["label"] != label
+        changed = np.zeros(n_classes, bool)
+        changed[previous["label"][moved]] = True
+        changed[label[moved]] = True
+
+    def start(name: str) -> np.ndarray:
+        return np.zeros((n, n_classes), np.float32) if previous is None else previous[name].copy()
+
+    top, best = start("top"), start("max")
+    top[:, changed] = 0.0
+    best[:, changed] = 0.0
+    _global_top(unit, label, changed, top, best)
+    bounds = np.searchsorted(np.sort(label), np.arange(n_classes + 1))
     counts = np.diff(bounds).astype(np.float32)
 
-    local_top = np.zeros((n, n_classes), np.float32)
-    local_count = np.zeros((n, n_classes), np.float32)
-    scene_top = np.zeros((n, n_classes), np.float32)
-    scene_max = np.zeros((n, n_classes), np.float32)
-    scene_count = np.zeros((n, n_classes), np.float32)
+    local_top, local_count = start("local_top"), start("local_count")
+    scene_top, scene_max, scene_count = start("scene_top"), start("scene_max"), start("scene_count")
     scene = scene_ids(ctx)
     for ep in ctx.drama.episodes:
         lo, hi = ep.line_start, ep.line_stop
-        if hi <= lo:
-            continue
+        if hi <= lo or not moved[lo:hi].any():
+            continue  # no label changed in the episode: its rows are as they were
+        ep_label = label[lo:hi]
+        redo = np.unique(ep_label) if previous is None else np.unique(np.concatenate(
+            [previous["label"][lo:hi][moved[lo:hi]], ep_label[moved[lo:hi]]]))
+        for table in (local_top, local_count, scene_top, scene_max, scene_count):
+            table[lo:hi, redo] = 0.0
         sims = unit[lo:hi] @ unit[lo:hi].T
         np.fill_diagonal(sims, -2.0)
         same_scene = scene[lo:hi, None] == scene[None, lo:hi]
         scene_sims = np.where(same_scene, sims, -2.0)
-        ep_label = label[lo:hi]
-        for c in np.unique(ep_label):
+        for c in np.intersect1d(redo, ep_label):
             cols = np.flatnonzero(ep_label == c)
             mean, _ = _masked_top_mean(sims[:, cols], LOCAL_TOP_K)
             local_top[lo:hi, c] = mean
@@ -199,16 +216,7 @@ def audio_tables(ctx: Context) -> dict[str, np.ndarray]:
             scene_count[lo:hi, c] = same_scene[:, cols].sum(1)
             scene_count[lo + cols, c] -= 1
 
-    seeds = np.flatnonzero(ctx.state.is_seed)
-    seed_best = np.zeros((n, n_classes), np.float32)
-    if len(seeds):
-        seed_class = label[seeds]
-        for lo in range(0, n, BLOCK_ROWS * 8):
-            hi = min(n, lo + BLOCK_ROWS * 8)
-            sims = unit[lo:hi] @ unit[seeds].T
-            _mask_self(sims, seeds, lo, hi, -2.0)
-            for c in np.unique(seed_class):
-                seed_best[lo:hi, c] = np.maximum(sims[:, seed_class == c].max(1), 0.0)
+    seed_best = _seed_best(ctx, unit, label)
 
     centroid = np.zeros((n_classes, unit.shape[1]), np.float32)
     np.add.at(centroid, label, unit)
@@ -230,7 +238,62 @@ def audio_tables(ctx: Context) -> dict[str, np.ndarray]:
         "seed_max": seed_best, "centroid": centroid_sim, "class_centroid": centroid,
     }
     ctx.derived["audio"] = tables
+    # the next label state of this drama starts from these (the arrays are shared, not copied:
+    # a later build copies what it keeps)
+    ctx.cache["audio_previous"] = {"label": label.copy(), "top": top, "max": best, "local_top": local_top,
+                                   "local_count": local_count, "scene_top": scene_top, "scene_max": scene_max,
+                                   "scene_count": scene_count}
     return tables
+
+
+def _global_top(unit: np.ndarray, label: np.ndarray, changed: np.ndarray, top: np.ndarray,
+                best: np.ndarray) -> None:
+    """top / best[:, c] for the classes c where `changed`: the mean of the TOP_K best matches
+    among the class's lines and the best one (a line is no evidence for itself). Rows in
+    blocks of BLOCK_ROWS against the changed classes' lines, sorted by class (then line)."""
+    n, n_classes = len(unit), len(changed)
+    order = np.argsort(label, kind="stable")
+    order = order[changed[label[order]]]
+    sorted_label = label[order]
+    if not len(order):
+        return
+    position = np.full(n, -1, np.int64)
+    position[order] = np.arange(len(order))
+    bounds = np.searchsorted(sorted_label, np.arange(n_classes + 1))
+    sorted_unit = np.ascontiguousarray(unit[order])
+    present = [c for c in range(n_classes) if bounds[c + 1] > bounds[c]]
+    for lo in range(0, n, BLOCK_ROWS):
+        hi = min(n, lo + BLOCK_ROWS)
+        sims = unit[lo:hi] @ sorted_unit.T
+        own = position[lo:hi] >= 0
+        sims[np.flatnonzero(own), position[lo:hi][own]] = -2.0  # a line is no evidence for itself
+        for c in present:
+            mean, mx = _masked_top_mean(sims[:, bounds[c]:bounds[c + 1]], TOP_K)
+            top[lo:hi, c] = mean
+            best[lo:hi, c] = mx
+
+
+def _seed_best(ctx: Context, unit: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """[N, C] each line's best match among each class's seed lines (0 at worst; a line is no
+    evidence for itself). Seeds and their labels never change between passes: built once
+    per set of seeds and shared by the label states of the drama's cache."""
+    n, n_classes = len(unit), len(ctx.classes)
+    seeds = np.flatnonzero(ctx.state.is_seed)
+    seed_class = label[seeds]
+    cached = ctx.cache.get("audio_seed_max")
+    if cached is not None and np.array_equal(cached[0], seeds) and np.array_equal(cached[1], seed_class) \
+            and cached[2].shape == (n, n_classes):
+        return cached[2]
+    seed_best = np.zeros((n, n_classes), np.float32)
+    if len(seeds):
+        for lo in range(0, n, BLOCK_ROWS * 8):
+            hi = min(n, lo + BLOCK_ROWS * 8)
+            sims = unit[lo:hi] @ unit[seeds].T
+            _mask_self(sims, seeds, lo, hi, -2.0)
+            for c in np.unique(seed_class):
+                seed_best[lo:hi, c] = np.maximum(sims[:, seed_class == c].max(1), 0.0)
+    ctx.cache["audio_seed_max"] = (seeds, seed_class, seed_best)
+    return seed_best
 
 
 class AudioSim(Tool):

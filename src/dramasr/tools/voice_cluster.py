@@ -65,6 +65,21 @@ def cluster_tables(ctx: Context) -> dict[str, np.ndarray]:
     return tables
 
 
+def cluster_candidate_table(ctx: Context, k: int = EXTRA_CANDIDATES) -> np.ndarray:
+    """[G, min(k, named classes)] the named classes each cluster's voice is closest to, best
+    first (ties: lower class id first); one stable argsort over all clusters at once, cached
+    per label state."""
+    key = ("cluster_candidates", k)
+    if key not in ctx.derived:
+        _, n_clusters = new_character_clusters(ctx)
+        if not n_clusters or ctx.other == 0:
+            ctx.derived[key] = np.zeros((n_clusters, 0), np.int64)
+        else:
+            sim = cluster_tables(ctx)["sim"][:, :ctx.other]
+            ctx.derived[key] = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+    return ctx.derived[key]
+
+
 def cluster_candidates(ctx: Context, line: int, k: int = EXTRA_CANDIDATES) -> list[int]:
     """The k named classes whose voice centroids the line's cluster is closest to ([] when
     the line is in no cluster)."""
@@ -72,8 +87,7 @@ def cluster_candidates(ctx: Context, line: int, k: int = EXTRA_CANDIDATES) -> li
     g = int(cluster[line])
     if g < 0 or ctx.other == 0:
         return []
-    sim = cluster_tables(ctx)["sim"][g, :ctx.other]
-    return [int(c) for c in np.argsort(-sim, kind="stable")[:k]]
+    return cluster_candidate_table(ctx, k)[g].tolist()
 
 
 class VoiceCluster(Tool):

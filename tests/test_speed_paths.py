@@ -1,0 +1,153 @@
+"""The fast paths of `dramasr attribute` (issue 23) give exactly what the slow ones gave:
+ONNX Runtime tree scoring = the numpy traversal on the shipped model; audio tables rebuilt
+only where labels changed = a full build; cluster candidates for all clusters at once =
+one line at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dramasr.attribute import propagate_labels
+from dramasr.reason.features import candidate_pairs, feature_matrix
+from dramasr.reason.model import TreeEnsemble, load_default_model, select
+from dramasr.synth import synth_drama
+from dramasr.tools import Context
+from dramasr.tools.audio_sim import LOCAL_TOP_K, SCENE_TOP_K, TOP_K, _mask_self, _masked_top_mean, audio_tables
+from dramasr.tools.base import new_character_clusters, scene_ids
+from dramasr.tools.voice_cluster import cluster_candidate_table, cluster_tables
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    drama = synth_drama(seed=7, episodes=3, lines_per_episode=150, name="speed")
+    return drama, propagate_labels(drama, "gt-1pct")
+
+
+def _hard_inputs(trees: TreeEnsemble, n_features: int, rows: int = 3000) -> np.ndarray:
+    """Random rows, some values NaN, some exactly at a split's threshold, some the float32
+    next to it (where a float32 threshold would send the row the other way)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(rows, n_features))
+    X[rng.random(X.shape) < 0.05] = np.nan
+    split = np.flatnonzero(~trees.is_leaf)
+    for r in range(rows // 2):
+        node = split[rng.integers(len(split))]
+        value = trees.threshold[node]
+        X[r, trees.feature[node]] = value if r % 2 else np.nextafter(np.float32(value), np.float32(np.inf))
+    return X
+
+
+def test_onnx_scores_the_shipped_model_bit_for_bit():
+    model = load_default_model()
+    for name, stage in model._named_stages():
+        trees = stage.trees
+        X = _hard_inputs(trees, len(stage.feature_names))
+        np.testing.assert_array_equal(trees.decision_function(X, chunk=1000), trees.reference_decision_function(X),
+                                      err_msg=name)
+        assert trees.leaves(X[:50]).max() < len(trees.feature)
+        assert trees.is_leaf[trees.leaves(X[:50])].all()
+
+
+def test_onnx_scores_real_feature_rows_bit_for_bit(synthetic):
+    drama, labels = synthetic
+    ctx = Context.build(drama, labels)
+    rows = candidate_pairs(ctx, np.flatnonzero(~ctx.state.is_seed))
+    model = load_default_model()
+    for stage in (model.cheap, model.full):
+        X, names = feature_matrix(ctx, rows, stage.tools)
+        X = X[:, select(names, stage.feature_names)]
+        np.testing.assert_array_equal(stage.trees.predict_proba(X),
+                                      1.0 / (1.0 + np.exp(-stage.trees.reference_decision_function(X))))
+
+
+def test_onnx_scores_as_the_fitted_sklearn_model():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(800, 6))
+    X[rng.random(X.shape) < 0.1] = np.nan
+    y = np.nan_to_num(X[:, 0]) + 0.5 * np.nan_to_num(X[:, 1]) > 0
+    estimator = HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=9, random_state=0).fit(X, y)
+    trees = TreeEnsemble.from_sklearn(estimator)
+    # the same leaves, so the same sum up to its order (scikit-learn adds tree after tree)
+    np.testing.assert_allclose(trees.decision_function(X), estimator.decision_function(X), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(trees.decision_function(X), trees.reference_decision_function(X))
+
+
+def _full_audio_tables(ctx: Context) -> dict[str, np.ndarray]:
+    """The audio tables as built before issue 23 (every column, every pass), for comparison."""
+    unit = np.asarray(ctx.drama.lines.embedding, np.float32)
+    unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-8)
+    n, n_classes = len(unit), len(ctx.classes)
+    label = ctx.label_class
+    order = np.argsort(label, kind="stable")
+    position = np.empty(n, np.int64)
+    position[order] = np.arange(n)
+    bounds = np.searchsorted(label[order], np.arange(n_classes + 1))
+    sorted_unit = np.ascontiguousarray(unit[order])
+    out = {k: np.zeros((n, n_classes), np.float32) for k in (
+        "top", "max", "local_top", "local_count", "scene_top", "scene_max", "scene_count", "seed_max")}
+    for lo in range(0, n, 1024):
+        hi = min(n, lo + 1024)
+        sims = unit[lo:hi] @ sorted_unit.T
+        sims[np.arange(hi - lo), position[lo:hi]] = -2.0
+        for c in range(n_classes):
+            if bounds[c + 1] > bounds[c]:
+                out["top"][lo:hi, c], out["max"][lo:hi, c] = _masked_top_mean(sims[:, bounds[c]:bounds[c + 1]], TOP_K)
+    scene = scene_ids(ctx)
+    for ep in ctx.drama.episodes:
+        lo, hi = ep.line_start, ep.line_stop
+        sims = unit[lo:hi] @ unit[lo:hi].T
+        np.fill_diagonal(sims, -2.0)
+        same_scene = scene[lo:hi, None] == scene[None, lo:hi]
+        scene_sims = np.where(same_scene, sims, -2.0)
+        for c in np.unique(label[lo:hi]):
+            cols = np.flatnonzero(label[lo:hi] == c)
+            out["local_top"][lo:hi, c] = _masked_top_mean(sims[:, cols], LOCAL_TOP_K)[0]
+            out["local_count"][lo:hi, c] = len(cols)
+            out["local_count"][lo + cols, c] -= 1
+            out["scene_top"][lo:hi, c], out["scene_max"][lo:hi, c] = _masked_top_mean(scene_sims[:, cols], SCENE_TOP_K)
+            out["scene_count"][lo:hi, c] = same_scene[:, cols].sum(1)
+            out["scene_count"][lo + cols, c] -= 1
+    seeds = np.flatnonzero(ctx.state.is_seed)
+    sims = unit @ unit[seeds].T
+    _mask_self(sims, seeds, 0, n, -2.0)
+    for c in np.unique(label[seeds]):
+        out["seed_max"][:, c] = np.maximum(sims[:, label[seeds] == c].max(1), 0.0)
+    return out
+
+
+def test_audio_tables_rebuilt_in_part_equal_a_full_build(synthetic):
+    drama, labels = synthetic
+    ctx = Context.build(drama, labels)
+    rng = np.random.default_rng(3)
+    names = ctx.classes
+    for step in range(4):
+        tables = audio_tables(ctx)  # step 0 a full build, then only what the relabelling touched
+        reference = _full_audio_tables(ctx)
+        for key, expected in reference.items():
+            np.testing.assert_array_equal(tables[key], expected, err_msg=f"{key} after {step} relabellings")
+        fresh = audio_tables(Context.build(drama, ctx.state, ctx.classes[:-1]))  # an empty cache
+        for key in fresh:
+            np.testing.assert_array_equal(tables[key], fresh[key], err_msg=key)
+        label = list(ctx.state.label)
+        # a few lines move (the last step: none, as when a pass changes nothing)
+        for i in rng.choice(len(label), 0 if step == 2 else 6 * (step + 1), replace=False):
+            label[i] = names[rng.integers(len(names))]
+        ctx = ctx.relabel(label)
+
+
+def test_cluster_candidates_at_once_equal_line_by_line(synthetic):
+    drama, labels = synthetic
+    ctx = Context.build(drama, labels)
+    cluster, n_clusters = new_character_clusters(ctx)
+    assert n_clusters > 0
+    table = cluster_candidate_table(ctx, 2)
+    sim = cluster_tables(ctx)["sim"]
+    for g in range(n_clusters):
+        assert table[g].tolist() == [int(c) for c in np.argsort(-sim[g, :ctx.other], kind="stable")[:2]]
+    rows = candidate_pairs(ctx, np.flatnonzero(cluster >= 0))
+    assert len(rows) > 0
