@@ -336,10 +336,21 @@ def run_agent(ctx: Context, tasks: Sequence[LineTask], backend: Backend, config:
 
 
 def record_margin(record: PredictionRecord) -> float:
-    """The reasoner's margin: best candidate's score less the runner-up's (1 for a seed)."""
-    if record.evidence and record.evidence.get("seed"):
+    """The reasoner's margin: best candidate's score less the runner-up's (1 for a seed;
+    2p - 1 for a line the group stage named, p being the group's probability)."""
+    evidence = record.evidence or {}
+    if evidence.get("seed"):
         return 1.0
-    scores = [s for _, s in record.candidates or () if s is not None and not np.isnan(s)]
+    group = evidence.get("group_stage")
+    if isinstance(group, dict) and "probability" in group:
+        return float(2.0 * group["probability"] - 1.0)
+    by_class: dict[str, float] = {}  # a new character and Other are one class to the reasoner
+    for name, score in record.candidates or ():
+        if score is None or np.isnan(score):
+            continue
+        key = OTHER if name == OTHER or name.startswith(NEW_CHARACTER_PREFIX) else name
+        by_class[key] = max(by_class.get(key, 0.0), float(score))
+    scores = sorted(by_class.values(), reverse=True)
     if len(scores) >= 2:
         return float(scores[0] - scores[1])
     return float(scores[0]) if scores else 0.0
