@@ -5,6 +5,12 @@ random lines and the least confident lines.
     python benchmarks/bench_review.py                                   # chen_mo_de_zhen_xiang, N = 25 50 100 200
     python benchmarks/bench_review.py --drama kuang_biao --sizes 100 --strategies suggest lowest
     python benchmarks/bench_review.py --json out.json
+    python benchmarks/bench_review.py --strategies none suggest-rounds --sizes 0 25 50 100 200
+
+Strategies: suggest (N picks at once from the first predictions), suggest-rounds (25 picks,
+re-run, 25 more from the new predictions, as a person using the re-run button works),
+lowest (least confident lines), random, none (N ignored: the control, a re-run with no
+corrections, which must reproduce the first predictions: gain 0).
 
 The drama is attributed once (seeds init_seeds_1pct.json, the shipped model); each
 (strategy, N) then picks N places to look from those predictions, the reviewer answers each
@@ -41,9 +47,9 @@ def answer(truth: str, named: frozenset[str]) -> str | None:
     return truth if truth in named else OTHER
 
 
-def simulate(drama, pred, picks: list[tuple[int, tuple[int, ...], str | None]]):
+def simulate(drama, pred, picks: list[tuple[int, tuple[int, ...], str | None]]) -> list:
     """Corrections a truthful reviewer makes at each pick (line, group lines, group label)."""
-    from dramasr.review.corrections import Correction, CorrectionSet
+    from dramasr.review.corrections import Correction
 
     named = drama.named_characters()
     log = []
@@ -55,7 +61,7 @@ def simulate(drama, pred, picks: list[tuple[int, tuple[int, ...], str | None]]):
         if group_lines and _speaks_most(drama, named, group_lines, said):
             log.append(Correction(said, group=group, lines=group_lines, was=was, who="simulated"))
         log.append(Correction(said, line=line, was=was, who="simulated"))
-    return CorrectionSet.from_log(log)
+    return log
 
 
 def _speaks_most(drama, named: frozenset[str], lines: tuple[int, ...], said: str) -> bool:
@@ -73,6 +79,8 @@ def picks_for(strategy: str, drama, pred, n: int, seed: int = 0, guesses=None):
         return [(s.line, s.group_lines, s.group) for s in suggest(drama, pred, n, guesses=guesses)]
     if strategy == "lowest":
         return [(i, (), None) for i in lowest_confidence(pred, n)]
+    if strategy == "none":  # the control: a re-run without corrections reproduces the predictions
+        return []
     if strategy == "random":
         rng = np.random.default_rng(seed)
         free = [i for i in range(len(drama.lines)) if not (pred.evidence[i] or {}).get("seed")]
@@ -85,13 +93,16 @@ def main() -> None:
     parser.add_argument("--drama", default="chen_mo_de_zhen_xiang")
     parser.add_argument("--sizes", type=int, nargs="+", default=[25, 50, 100, 200])
     parser.add_argument("--strategies", nargs="+", default=["suggest", "random", "lowest"])
-    parser.add_argument("--pred", type=Path, help="reuse these initial predictions instead of attributing")
+    parser.add_argument("--round", type=int, default=25, help="looks per round of suggest-rounds")
+    parser.add_argument("--pred", type=Path, help="reuse these initial predictions instead of attributing "
+                        "(they must come from the same code, or the gains include its drift)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
 
     from dramasr.attribute import attribute
     from dramasr.data import load_drama
     from dramasr.data.predictions import Predictions, load_any_predictions, write_predictions
+    from dramasr.review.corrections import CorrectionSet
     from dramasr.review.seeding import attribute_with_corrections
     from dramasr.score import line_correct, scored_mask
 
@@ -117,26 +128,49 @@ def main() -> None:
     suggest_s = time.perf_counter() - t
     print(f"group guesses for --suggest: {suggest_s:.1f} s", flush=True)
     rows = []
+
+    def measure(strategy: str, n: int, picks, corrections, result, run_s: float) -> None:
+        after = line_correct(truth, result.labels, named)
+        looked = np.zeros(len(truth), bool)
+        for line, _lines, _group in picks:
+            looked[line] = True
+        rest = scored & ~looked
+        row = {"strategy": strategy, "corrections": n, "accuracy": round(100 * after[scored].mean(), 3),
+               "gain": round(100 * (after[scored].mean() - base[scored].mean()), 3),
+               "looked_wrong": int((~base & scored & looked).sum()),
+               "beyond_fixed": int((after & ~base & rest).sum()),
+               "beyond_broken": int((~after & base & rest).sum()),
+               "group_corrections": len(corrections.groups), "rerun_s": round(run_s, 1)}
+        rows.append(row)
+        print(json.dumps(row, ensure_ascii=False), flush=True)
+
     for strategy in args.strategies:
-        for n in args.sizes:
+        if strategy == "suggest-rounds":  # as on the review page: 25 looks, re-run, 25 more on the new predictions
+            from dramasr.review.suggest import suggest
+
+            current, picks, log = pred, [], []
+            corrections = CorrectionSet()
+            for n in sorted(args.sizes):
+                while len(picks) < n:
+                    step = suggest(drama, current, min(args.round, n - len(picks)), corrections,
+                                   guesses=group_guesses(drama, current, corrections=corrections))
+                    step_picks = [(s.line, s.group_lines, s.group) for s in step]
+                    picks += step_picks
+                    log += simulate(drama, current, step_picks)  # `was`: what the reviewer saw then
+                    corrections = CorrectionSet.from_log(log)
+                    t = time.perf_counter()
+                    result = attribute_with_corrections(drama, corrections, seeds="1pct")
+                    run_s = time.perf_counter() - t
+                    current = Predictions.from_records(result.records, drama)
+                measure(strategy, n, picks, corrections, result, run_s)
+            continue
+        for n in ([0] if strategy == "none" else args.sizes):
             picks = picks_for(strategy, drama, pred, n, guesses=guesses)
-            corrections = simulate(drama, pred, picks)
+            corrections = CorrectionSet.from_log(simulate(drama, pred, picks))
             t = time.perf_counter()
             result = attribute_with_corrections(drama, corrections, seeds="1pct")
             run_s = time.perf_counter() - t
-            after = line_correct(truth, result.labels, named)
-            looked = np.zeros(len(truth), bool)
-            for line, _lines, _group in picks:
-                looked[line] = True
-            rest = scored & ~looked
-            row = {"strategy": strategy, "corrections": n, "accuracy": round(100 * after[scored].mean(), 3),
-                   "gain": round(100 * (after[scored].mean() - base[scored].mean()), 3),
-                   "looked_wrong": int((~base & scored & looked).sum()),
-                   "beyond_fixed": int((after & ~base & rest).sum()),
-                   "beyond_broken": int((~after & base & rest).sum()),
-                   "group_corrections": len(corrections.groups), "rerun_s": round(run_s, 1)}
-            rows.append(row)
-            print(json.dumps(row, ensure_ascii=False), flush=True)
+            measure(strategy, n, picks, corrections, result, run_s)
     out = {"drama": args.drama, "lines": len(truth), "scored": int(scored.sum()), "baseline": round(acc0, 3),
            "baseline_s": round(base_s, 1), "suggest_guesses_s": round(suggest_s, 1), "rows": rows}
     if args.json:
