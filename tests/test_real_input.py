@@ -164,3 +164,16 @@ def test_real_drama_with_quirks_runs_and_every_record_is_consistent(tmp_path: Pa
         assert r["candidates"][0][0] == r["speaker"], r
         assert r["runner_up"] != r["speaker"], r
     assert "none" in rows[100]["evidence"]["voice"]
+
+
+def test_error_messages_keep_their_brackets(drama_dir: Path, tmp_path: Path) -> None:
+    """A message is printed as text, not as terminal markup ("[name, name, relation]" stays)."""
+    import shutil
+
+    root = tmp_path / "d"
+    shutil.copytree(drama_dir, root)
+    doc = json.loads((root / "relation.json").read_text("utf-8"))
+    doc["relationship_list"].append(["only one"])
+    (root / "relation.json").write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
+    result = runner.invoke(app, ["info", str(root)])
+    assert result.exit_code == 2 and "[name, name, relation]" in result.stderr

@@ -704,7 +704,9 @@ def resolve_seeds(drama: Any, seeds: Mapping[str, Sequence[int]] | str | Path) -
         key = str(seeds)
         files = getattr(drama, "seed_files", {}) or {}
         if key in files:
-            seeds = seeds_from_release(files[key], f"init_seeds_{key}.json")
+            folder = getattr(drama, "source", None)
+            seeds = seeds_from_release(files[key], Path(folder) / f"init_seeds_{key}.json" if folder
+                                       else f"init_seeds_{key}.json")
         elif key.startswith("gt-"):
             mode = key[3:]
             k = 1
@@ -717,7 +719,9 @@ def resolve_seeds(drama: Any, seeds: Mapping[str, Sequence[int]] | str | Path) -
             raise DramaError(f"no seed file init_seeds_{key}.json in drama {getattr(drama, 'name', '?')}",
                              field="--seeds",
                              hint="use a seed file the drama has, a path, or gt-1pct/gt-1shot/gt-5shot")
-        source = f"init_seeds_{key}.json" if key in files else key
+        folder = getattr(drama, "source", None)
+        source = (Path(folder) / f"init_seeds_{key}.json" if folder else f"init_seeds_{key}.json") if key in files \
+            else key
     else:
         source = None
     n = len(drama.lines)

@@ -72,7 +72,8 @@ class Mends:
         return list(self._found.values())
 
 
-def parse_time(value: Any, *, file: Path, episode: int, line: int, field: str, mends: Mends | None = None) -> int:
+def parse_time(value: Any, *, file: Path, episode: int, line: int, field: str, mends: Mends | None = None,
+               item: str = "line") -> int:
     """'HH:MM:SS.mmm' -> milliseconds (minutes/seconds of 60 or more roll over, as a mend)."""
     match = _TIME.match(value) if isinstance(value, str) else None
     if match is None:
@@ -87,7 +88,7 @@ def parse_time(value: Any, *, file: Path, episode: int, line: int, field: str, m
         if mends is None:
             raise DramaError(f"bad timestamp {value!r}", file=file, episode=episode, line=line, field=field,
                              hint="minutes and seconds run 00..59")
-        mends.add("time_rollover", file, episode, f"line {line}, field '{field}': {value!r} -> {format_time(total)}")
+        mends.add("time_rollover", file, episode, f"{item} {line}, field '{field}': {value!r} -> {format_time(total)}")
     return total
 
 
@@ -499,8 +500,9 @@ class _FaceColumns:
         self.episode.append(number)
         self.object_idx.append(int(obj.get("object_idx", row)))
         start = parse_time(obj["start_time"], file=path, episode=number, line=index, field="start_time",
-                           mends=self.mends)
-        end = parse_time(obj["end_time"], file=path, episode=number, line=index, field="end_time", mends=self.mends)
+                           mends=self.mends, item="track")
+        end = parse_time(obj["end_time"], file=path, episode=number, line=index, field="end_time", mends=self.mends,
+                         item="track")
         if end < start:
             self.mends.add("time_reversed", path, number, f"track {index}: {obj['start_time']} -> {obj['end_time']}")
             start, end = end, start
