@@ -265,7 +265,8 @@ CATALOGUE: tuple[Breakage, ...] = (
     Breakage("seed line out of range", "error", _seed_out_of_range),
     Breakage("seed file without character_list", "error", _seed_not_a_seed_file),
     Breakage("seed of a character not in the cast", "ok", _seed_unknown_character),
-    Breakage("relation entry malformed", "error", _relation_bad_entry),
+    Breakage("relation entry malformed", "mend", _relation_bad_entry),
+    Breakage("relation.json a JSON list", "error", lambda r, p: (r / "relation.json").write_text("[]", "utf-8")),
     Breakage("relation.json truncated", "error", lambda r, p: _truncate(r / "relation.json")),
     Breakage("face track without a box", "mend", lambda r, p: _face(r, p, lambda o: o["geometry"][
         "active_frame_list"]["0"].pop("box")), "attribute"),

@@ -167,7 +167,7 @@ def test_real_drama_with_quirks_runs_and_every_record_is_consistent(tmp_path: Pa
 
 
 def test_error_messages_keep_their_brackets(drama_dir: Path, tmp_path: Path) -> None:
-    """A message is printed as text, not as terminal markup ("[name, name, relation]" stays)."""
+    """Messages are printed as text, not as terminal markup ("[name, name, relation]" stays)."""
     import shutil
 
     root = tmp_path / "d"
@@ -175,5 +175,8 @@ def test_error_messages_keep_their_brackets(drama_dir: Path, tmp_path: Path) -> 
     doc = json.loads((root / "relation.json").read_text("utf-8"))
     doc["relationship_list"].append(["only one"])
     (root / "relation.json").write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
+    result = runner.invoke(app, ["info", str(root)])
+    assert result.exit_code == 0 and "[name, name, relation]" in result.stderr and "mended:" in result.stderr
+    (root / "relation.json").write_text('{"relationship_list": {"a": [1]}}', "utf-8")
     result = runner.invoke(app, ["info", str(root)])
     assert result.exit_code == 2 and "[name, name, relation]" in result.stderr

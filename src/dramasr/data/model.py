@@ -177,6 +177,7 @@ MEND_KINDS = {
     "text_type": "'text' not a string: read as its string form (null as empty)",
     "frame_field": "start_frame/end_frame not an integer: read as unknown (-1)",
     "character_type": "'character' not a string: the line is read as unlabelled",
+    "relation_dropped": "malformed relation entry left out",
 }
 
 

@@ -415,7 +415,7 @@ def load_drama(path: str | Path, *, strict: bool = False) -> Drama:
     relation = None
     if (root / "relation.json").is_file():
         relation = read_json(root / "relation.json", mends)
-        _check_relation(relation, root / "relation.json")
+        _check_relation(relation, root / "relation.json", mends)
     else:
         missing.append("relation.json")
     captions = read_json(root / "caption.json", mends) if (root / "caption.json").is_file() else None
@@ -436,14 +436,23 @@ def load_drama(path: str | Path, *, strict: bool = False) -> Drama:
     return drama
 
 
-def _check_relation(relation: Any, path: Path) -> None:
+def _check_relation(relation: Any, path: Path, mends: Mends) -> None:
+    """A relation entry is [name, name, relation]; a malformed one is left out and reported
+    (relations are evidence for some lines, not the input being labelled)."""
     if not isinstance(relation, dict):
-        raise DramaError("expected a JSON object", file=path)
-    for i, item in enumerate(relation.get("relationship_list") or []):
-        if not (isinstance(item, list) and len(item) == 3 and all(isinstance(x, str) for x in item)):
-            raise DramaError(
-                f"entry {i} must be [name, name, relation]", file=path, field="relationship_list",
-            )
+        raise DramaError("expected a JSON object", file=path, hint="relation.json holds character_list and "
+                         "relationship_list; remove the file to run without relations")
+    entries = relation.get("relationship_list") or []
+    if not isinstance(entries, list):
+        raise DramaError("must be a list of [name, name, relation]", file=path, field="relationship_list")
+    kept = []
+    for i, item in enumerate(entries):
+        if isinstance(item, list) and len(item) == 3 and all(isinstance(x, str) for x in item):
+            kept.append(item)
+        else:
+            mends.add("relation_dropped", path, None, f"entry {i}: {item!r} (an entry is [name, name, relation])")
+    if len(kept) < len(entries):
+        relation["relationship_list"] = kept
 
 
 class _FaceColumns:
