@@ -18,6 +18,8 @@ import numpy as np
 
 from dramasr.errors import DramaError
 
+MAX_PHOTO_SIDE = 800  # cast photos are scaled down to this before detection
+
 
 @dataclass(frozen=True)
 class VoiceSample:
@@ -111,19 +113,32 @@ def load_cast(path: str | Path) -> Cast:
     return Cast(members, str(source))
 
 
-def build_gallery(cast: Cast) -> Cast:
-    """One 128-d descriptor per photo (its largest face); a photo without a face is an error."""
+def load_photo(photo: str, who: str = "") -> np.ndarray:
+    """An RGB photo, scaled down to MAX_PHOTO_SIDE (a large portrait costs seconds and finds no more)."""
     import dlib
 
+    try:
+        image = dlib.load_rgb_image(photo)
+    except RuntimeError as exc:
+        raise DramaError(f"cannot read the photo{f' of {who!r}' if who else ''}: {exc}", file=photo) from exc
+    longest = max(image.shape[:2])
+    if longest > MAX_PHOTO_SIDE:
+        from PIL import Image
+
+        scale = MAX_PHOTO_SIDE / longest
+        image = np.asarray(Image.fromarray(image).resize(
+            (int(image.shape[1] * scale), int(image.shape[0] * scale)), Image.BILINEAR))
+    return image
+
+
+def build_gallery(cast: Cast) -> Cast:
+    """One 128-d descriptor per photo (its largest face); a photo without a face is an error."""
     from dramasr.extract.faces import detect_faces, face_descriptor
 
     rows, owner = [], []
     for m, member in enumerate(cast.members):
         for photo in member.photos:
-            try:
-                image = dlib.load_rgb_image(photo)
-            except RuntimeError as exc:
-                raise DramaError(f"cannot read the photo of {member.name!r}: {exc}", file=photo) from exc
+            image = load_photo(photo, member.name)
             faces = detect_faces(image, 1)
             if not faces:
                 raise DramaError(f"no face found in the photo of {member.name!r}", file=photo,

@@ -114,10 +114,10 @@ class Tracker:
     """
 
     def __init__(self, *, min_iou: float = 0.3, max_gap_s: float = 0.6, cut_threshold: float = 30.0,
-                 max_patch_change: float = 0.3, embed_every: int = 4) -> None:
+                 max_patch_change: float = 0.3, same_face_distance: float = 0.5, embed_every: int = 4) -> None:
         self.min_iou, self.max_gap_s, self.cut_threshold = min_iou, max_gap_s, cut_threshold
         self.embed_every = embed_every
-        self.max_patch_change = max_patch_change
+        self.max_patch_change, self.same_face_distance = max_patch_change, same_face_distance
         self.tracks: list[FaceTrack] = []
         self._open: list[int] = []
         self._last_time = -1e9
@@ -136,20 +136,28 @@ class Tracker:
         for box_small, shape in faces:
             box = tuple(int(round(v / scale)) for v in box_small)
             patch = face_patch(image, box_small)
+            det = Detection(sample, time_s, box, mouth_opening(landmarks_array(shape)), patch)
             best, best_iou = -1, self.min_iou
             for t in self._open:
                 last = self.tracks[t].detections[-1]
-                if t in taken or float(np.abs(last.patch - patch).mean()) > self.max_patch_change:
-                    continue  # another face in the same place: a cut the frame thumbnail missed
                 overlap = iou(last.box, box)
-                if overlap >= best_iou:
-                    best, best_iou = t, overlap
-            det = Detection(sample, time_s, box, mouth_opening(landmarks_array(shape)), patch)
+                if t in taken or overlap < best_iou:
+                    continue
+                if float(np.abs(last.patch - patch).mean()) > self.max_patch_change:
+                    # the face looks different: a turned head, or another face in the same place
+                    # (a cut the frame thumbnail missed); the 128-d descriptors decide
+                    if det.descriptor is None:
+                        det.descriptor = face_descriptor(image, shape)
+                    previous = next(d.descriptor for d in reversed(self.tracks[t].detections)
+                                    if d.descriptor is not None)
+                    if float(np.linalg.norm(previous - det.descriptor)) > self.same_face_distance:
+                        continue
+                best, best_iou = t, overlap
             if best < 0:
                 self.tracks.append(FaceTrack())
                 best = len(self.tracks) - 1
             track = self.tracks[best]
-            if len(track.detections) % self.embed_every == 0:
+            if det.descriptor is None and len(track.detections) % self.embed_every == 0:
                 det.descriptor = face_descriptor(image, shape)
             track.detections.append(det)
             taken.add(best)

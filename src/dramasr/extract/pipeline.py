@@ -23,7 +23,7 @@ import numpy as np
 from dramasr.data.release import format_time, read_json, write_bytes_atomic, write_json
 from dramasr.errors import DramaError
 from dramasr.extract.cast import Cast, build_gallery, load_cast, voice_prints
-from dramasr.extract.episode import EpisodeJob, ExtractConfig, SubtitleCue, job_for
+from dramasr.extract.episode import EpisodeJob, ExtractConfig, SubtitleCue, check_cues, job_for
 from dramasr.extract.seeds import face_seeds, voice_seeds
 
 log = logging.getLogger(__name__)
@@ -95,8 +95,14 @@ def extract_drama(videos: Sequence[str | Path], subtitles: Sequence[str | Path],
 
     jobs: list[EpisodeJob] = []
     for number, (video, subs) in enumerate(zip(videos, subtitles, strict=True), start=1):
-        probe(video)  # an unreadable video fails here, before any work starts
-        jobs.append(job_for(number, video, subs, read_cues(subs), cast, config))
+        # every input is checked here, before any episode's work starts
+        info = probe(video)
+        if not info.has_audio:
+            raise DramaError("no audio track", file=video, episode=number,
+                             hint="voices need the episode's sound: pass the video file with its audio")
+        job = job_for(number, video, subs, read_cues(subs), cast, config)
+        check_cues(job, info.duration_s)
+        jobs.append(job)
     work = out / WORK_DIR
     results: dict[int, dict[str, Any]] = {}
     todo: list[EpisodeJob] = []

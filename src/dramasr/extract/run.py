@@ -48,6 +48,9 @@ def run_pipeline(videos: Sequence[str | Path], subtitles: Sequence[str | Path], 
     out = Path(out_dir)
     for path in subtitles:
         subtitle_format(path)  # an unknown subtitle type fails before any work
+        if (out / Path(path).name).resolve() == Path(path).resolve():
+            raise DramaError("the named subtitles would overwrite this input file", file=path, field="--output",
+                             hint="write the output to another folder")
     drama_dir = extract_drama(videos, subtitles, cast, out / "drama", config=config, engine=engine,
                               workers=workers, address=address, progress=progress)
     drama = load_drama(drama_dir)

@@ -76,11 +76,10 @@ class FaceSprite:
     """A face cut from a photo, scaled to `height`, with a mouth that can be opened."""
 
     def __init__(self, photo: str, height: int) -> None:
-        import dlib
-
+        from dramasr.extract.cast import load_photo
         from dramasr.extract.faces import detect_faces, landmarks_array
 
-        image = dlib.load_rgb_image(photo)
+        image = load_photo(photo)
         faces = detect_faces(image, 1)
         if not faces:
             raise DramaError("no face found in the photo", file=photo)
