@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     args = parser.parse_args()
 
-    from bench_review import answer  # type: ignore[import-not-found]
+    from bench_review import _speaks_most, answer  # type: ignore[import-not-found]
     from playwright.sync_api import sync_playwright
 
     from dramasr.attribute import attribute
@@ -61,7 +61,8 @@ def main() -> None:
             said = answer(drama.lines.speaker[s.line], named)
             if said is None:
                 continue
-            body = {"line": s.line, "speaker": said, "who": "simulated", "group": bool(s.group_lines)}
+            group = bool(s.group_lines) and _speaks_most(drama, named, s.group_lines, said)  # as bench_review
+            body = {"line": s.line, "speaker": said, "who": "simulated", "group": group}
             status = page.evaluate("""async (b) => (await fetch('/api/corrections', {method: 'POST',
                 headers: {'Content-Type': 'application/json'}, body: JSON.stringify(b)})).status""", body)
             out["corrections"] += status == 200

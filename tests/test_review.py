@@ -174,3 +174,12 @@ def test_cli_suggest_and_attribute_with_corrections(small: tuple[Path, Path], tm
     assert bad.exit_code == 2 and "'胡湘江' is not in the cast" in bad.output and "Traceback" not in bad.output
     assert not (tmp_path / "q.jsonl").exists()
     assert np.all([r["line"] == k for k, r in enumerate(sorted(rows.values(), key=lambda r: r["line"]))])
+
+
+def test_a_renumbered_new_character_group_is_not_a_change() -> None:
+    pytest.importorskip("fastapi")
+    from dramasr.review.app import changed_lines
+
+    old = [f"{NEW_CHARACTER_PREFIX}3", f"{NEW_CHARACTER_PREFIX}3", "A", f"{NEW_CHARACTER_PREFIX}5", OTHER]
+    new = [f"{NEW_CHARACTER_PREFIX}8", f"{NEW_CHARACTER_PREFIX}8", "A", "B", f"{NEW_CHARACTER_PREFIX}8"]
+    assert changed_lines(old, new) == [3, 4]

@@ -110,6 +110,20 @@ def evidence_text(record: Mapping[str, Any]) -> str:
     return "; ".join(parts) if parts else ""
 
 
+def changed_lines(old: Sequence[str | None], new: Sequence[str | None]) -> list[int]:
+    """Lines whose speaker changed, not counting a new-character group that only got another
+    number (a re-run numbers new characters afresh): each old group is matched to the new
+    label most of its lines carry."""
+    votes: dict[str, dict[str, int]] = {}
+    for a, b in zip(old, new, strict=True):
+        if a and b and a.startswith(NEW_CHARACTER_PREFIX) and b.startswith(NEW_CHARACTER_PREFIX):
+            votes.setdefault(a, {}).setdefault(b, 0)
+            votes[a][b] += 1
+    renamed = {a: max(v, key=v.__getitem__) for a, v in votes.items()}
+    return [i for i, (a, b) in enumerate(zip(old, new, strict=True))
+            if a != b and not (a in renamed and renamed[a] == b)]
+
+
 @dataclass
 class RerunStatus:
     running: bool = False
@@ -263,8 +277,7 @@ class ReviewSession:
             write_predictions(self.output, result.records)
             new = Predictions.from_records(result.records, self.drama)
             with self.lock:
-                old = self.pred.speaker
-                changed = [i for i, (a, b) in enumerate(zip(old, new.speaker, strict=True)) if a != b]
+                changed = changed_lines(self.pred.speaker, new.speaker)
                 self.pred = new
                 self.records = [r.to_dict() for r in new.records()]
                 self.by_line = {int(r["line"]): k for k, r in enumerate(self.records)}
@@ -381,4 +394,4 @@ def serve(session: ReviewSession, *, host: str = "127.0.0.1", port: int = 8765) 
     uvicorn.run(create_app(session), host=host, port=port, log_level="warning")
 
 
-__all__ = ["BackgroundServer", "ReviewSession", "create_app", "evidence_text", "find_media", "serve"]
+__all__ = ["BackgroundServer", "ReviewSession", "changed_lines", "create_app", "evidence_text", "find_media", "serve"]

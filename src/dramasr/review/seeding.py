@@ -133,9 +133,10 @@ def apply_corrections(records: Sequence[PredictionRecord], corrections: Correcti
         own = dict(old.candidates or ()).get(speaker)
         rest = tuple((n, s) for n, s in (old.candidates or ()) if n != speaker)
         runner = rest[0][0] if rest else None
-        confidence = own if own is not None else old.confidence
-        out[k] = PredictionRecord(line, old.episode, speaker, confidence, runner,
-                                  ((speaker, own if own is not None else 1.0), *rest)[:3], evidence)
+        # no line-level probability: the name is a person's word for the group (the reasoner's
+        # score of it, kept among the candidates, only said the line was no named character's)
+        out[k] = PredictionRecord(line, old.episode, speaker, None, runner,
+                                  ((speaker, own if own is not None else float("nan")), *rest)[:3], evidence)
     return out
 
 
