@@ -185,11 +185,12 @@ def validate(correction: Correction, drama: Drama, allowed: set[str] | None = No
     parts = speaker.split(SPEAKER_SEPARATOR) if is_multi_speaker(speaker) else [speaker]
     for part in parts:
         if part not in allowed or (len(parts) > 1 and part == OTHER):
+            # a file is named only when reading one: on an append the name, not the file, is wrong
             raise DramaError(
-                f"{where}{part!r} is not in the cast of {drama.name}", file=file, line=correction.line,
-                field="speaker",
-                hint=f"use a cast name (face_data/face_info.json) or narration label, {OTHER} for an extra, "
-                     "or A/B for two speakers' words; add a new character to the cast first")
+                f"{where}{part!r} is not in the cast of {drama.name}", file=file if number is not None else None,
+                line=correction.line, field="speaker",
+                hint=f"use a cast name (face_data/face_info.json), a narration label, {OTHER} for an extra "
+                     "or A/B for two speakers' words")
     return correction
 
 
