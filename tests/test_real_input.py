@@ -163,7 +163,10 @@ def test_real_drama_with_quirks_runs_and_every_record_is_consistent(tmp_path: Pa
     for r in rows:
         assert r["candidates"][0][0] == r["speaker"], r
         assert r["runner_up"] != r["speaker"], r
-    assert "none" in rows[100]["evidence"]["voice"]
+    assert "none" in rows[100]["evidence"]["voice"] and rows[100]["evidence"]["mended"] == ["no_voice"]
+    rolled = drama.episodes[2].line_start + 5
+    if "seed" not in rows[rolled]["evidence"]:
+        assert rows[rolled]["evidence"]["mended"] == ["time_rollover"]
 
 
 def test_error_messages_keep_their_brackets(drama_dir: Path, tmp_path: Path) -> None:

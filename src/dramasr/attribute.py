@@ -127,6 +127,8 @@ def _records(ctx: Context, labels: LabelState, decisions: Decisions) -> list[Pre
             ev["speakers_in_subtitle"] = int(parts[i])  # words of several speakers: named "A/B"
         if not has_voice[i]:
             ev["voice"] = "none: the line's voice embedding is unusable or missing (see the load report)"
+        if i in drama.mended_lines:
+            ev["mended"] = drama.mended_lines[i]  # what the loader repaired in this line (MEND_KINDS)
         if runner is not None and runner == ctx.classes[second_cls[k]]:
             ev["runner_up"] = {v: round(float(evidence[c][1][k]), 3) for c, v in _EVIDENCE.items() if c in evidence}
         if group_size[k]:

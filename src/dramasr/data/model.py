@@ -197,6 +197,7 @@ class Drama:
     source: str | None = None  # folder it was read from
     missing: list[str] = field(default_factory=list)  # optional inputs the source did not have
     mends: list[Mend] = field(default_factory=list)  # repairs the loader made, one per kind and file
+    mended_lines: dict[int, list[str]] = field(default_factory=dict)  # line index -> mend kinds in that line
 
     @property
     def has_truth(self) -> bool:
@@ -248,7 +249,8 @@ class Drama:
                             face_start=ep.face_start - f_lo, face_stop=ep.face_stop - f_lo) for ep in chosen]
         return Drama(f"{self.name}[{first}-{last}]", episodes, lines, faces, self.face_info, self.relation,
                      self.captions, source=self.source, missing=list(self.missing),
-                     mends=list(self.mends))
+                     mends=list(self.mends),
+                     mended_lines={i - lo: kinds for i, kinds in self.mended_lines.items() if lo <= i < hi})
 
     def episode_of_line(self, line: int) -> Episode:
         for ep in self.episodes:

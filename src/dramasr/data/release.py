@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +56,18 @@ class Mends:
     def __init__(self, strict: bool = False) -> None:
         self.strict = strict
         self._found: dict[tuple[str, str], Mend] = {}
+        self.line: int | None = None  # global index of the subtitle line being read, if any
+        self.by_line: dict[int, list[str]] = {}  # global line index -> kinds mended in it
 
-    def add(self, kind: str, file: Path | str, episode: int | None, example: str, count: int = 1) -> None:
+    def add(self, kind: str, file: Path | str, episode: int | None, example: str, count: int = 1,
+            lines: Iterable[int] = ()) -> None:
         if self.strict:
             raise DramaError(
                 f"{MEND_KINDS[kind]} ({example})", file=file, episode=episode,
                 hint="fix the file, or run without --strict to have it mended and reported",
             )
+        for line in (self.line,) if self.line is not None else lines:
+            self.by_line.setdefault(int(line), []).append(kind)
         key = (kind, str(file))
         old = self._found.get(key)
         self._found[key] = Mend(kind, str(file), episode, count, example) if old is None else \
@@ -318,6 +323,7 @@ def load_drama(path: str | Path, *, strict: bool = False) -> Drama:
         line_start = len(columns["text"])
         keys: tuple[str, ...] = tuple(objects[0]) if objects else ()
         for i, obj in enumerate(objects):
+            mends.line = line_start + i
             for name in LINE_FIELDS:
                 if name not in obj:
                     raise DramaError(
@@ -340,12 +346,14 @@ def load_drama(path: str | Path, *, strict: bool = False) -> Drama:
             columns["overlap"].append(ABSENT if overlap is None else int(bool(overlap)))
             aux = obj.get("auxiliary_text")
             columns["aux"].append(aux if aux is None or isinstance(aux, str) else str(aux))
+        mends.line = None
         n_lines = len(objects)
 
         emb_path = embedding_files.get(number)
         if emb_path is None:
             if n_lines:
-                mends.add("no_voice_file", embedding_dir / f"{sub_path.stem}.npy", number, f"{n_lines} lines")
+                mends.add("no_voice_file", embedding_dir / f"{sub_path.stem}.npy", number, f"{n_lines} lines",
+                          lines=range(line_start, line_start + n_lines))
             embeddings.append(None)
         else:
             emb = _read_embeddings(emb_path, number, n_lines)
@@ -388,7 +396,8 @@ def load_drama(path: str | Path, *, strict: bool = False) -> Drama:
             continue
         bad = np.flatnonzero(_voiceless_rows(e))
         if len(bad):
-            mends.add("no_voice", embedding_files[ep.number], ep.number, f"row {int(bad[0])}", count=len(bad))
+            mends.add("no_voice", embedding_files[ep.number], ep.number, f"row {int(bad[0])}", count=len(bad),
+                      lines=(ep.line_start + bad).tolist())
             has_voice[ep.line_start + bad] = False
     embedding[~has_voice] = 0.0  # similar to nothing; the voice tools also skip these lines
 
@@ -431,7 +440,7 @@ def load_drama(path: str | Path, *, strict: bool = False) -> Drama:
     drama = Drama(
         name=root.name, episodes=episodes, lines=lines, faces=faces.build(), face_info=face_info,
         relation=relation, captions=captions, seed_files=seed_files, label_files=label_files,
-        source=str(root), missing=missing, mends=mends.found(),
+        source=str(root), missing=missing, mends=mends.found(), mended_lines=mends.by_line,
     )
     return drama
 
