@@ -47,7 +47,7 @@ def _run_ray(jobs: Sequence[EpisodeJob], address: str | None) -> Iterator[tuple[
     started_here = not ray.is_initialized()
     if started_here:
         try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+            ray.init(address=address, log_to_driver=False, logging_level="ERROR")
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise DramaError(f"cannot reach the Ray cluster at {address}: {exc}", field="--address",
                              hint="check the address printed by `ray start --head`") from exc

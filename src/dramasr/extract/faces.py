@@ -114,7 +114,7 @@ class Tracker:
     """
 
     def __init__(self, *, min_iou: float = 0.3, max_gap_s: float = 0.6, cut_threshold: float = 30.0,
-                 max_patch_change: float = 0.3, same_face_distance: float = 0.5, embed_every: int = 4) -> None:
+                 max_patch_change: float = 0.5, same_face_distance: float = 0.5, embed_every: int = 12) -> None:
         self.min_iou, self.max_gap_s, self.cut_threshold = min_iou, max_gap_s, cut_threshold
         self.embed_every = embed_every
         self.max_patch_change, self.same_face_distance = max_patch_change, same_face_distance
