@@ -17,10 +17,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dramasr.data import save_drama  # noqa: E402
-from dramasr.synth import synth_drama  # noqa: E402
 from tests.bad_inputs import CATALOGUE, run_breakage  # noqa: E402
 from tests.test_bad_input import check  # noqa: E402
+
+from dramasr.data import save_drama  # noqa: E402
+from dramasr.synth import synth_drama  # noqa: E402
 
 
 def main() -> None:
