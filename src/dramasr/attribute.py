@@ -75,9 +75,11 @@ def attribute(drama: Drama, *, seeds: Mapping[str, Sequence[int]] | str | Path =
     timings["propagation_s"] = time.perf_counter() - t0
     model = model or load_default_model()
     t1 = time.perf_counter()
-    ctx = Context.build(drama, labels)
+    # no name holds the first context: its label-dependent tables (a first pass's, [lines x
+    # characters] each) are freed as soon as run_policy moves on to the next labels
     final_ctx, decisions = run_policy(
-        ctx, model, passes=passes, hook=(lambda m, f: hook(m, 0.5 + 0.45 * f)) if hook else None)
+        Context.build(drama, labels), model, passes=passes,
+        hook=(lambda m, f: hook(m, 0.5 + 0.45 * f)) if hook else None)
     timings["reasoning_s"] = time.perf_counter() - t1
     records = _records(final_ctx, labels, decisions)
     tool_calls = np.zeros(len(drama.lines), np.int32)
