@@ -80,7 +80,7 @@ def main() -> None:
     print(f"{drama.name}: threshold {threshold:.4f} sends {len(sent)} lines ({len(sent) / len(records):.2%}); "
           f"asking {args.model} about {len(asked)} of them")
 
-    backend = LlamaCppBackend(path, n_ctx=args.n_ctx)
+    backend = LlamaCppBackend(path, n_ctx=args.n_ctx, n_threads=1)
     out = Path(args.out or f"/tmp/bench_agent_{path.stem}.jsonl")
     out.unlink(missing_ok=True)
     started = time.perf_counter()
@@ -105,7 +105,7 @@ def main() -> None:
     if args.http:
         port = _free_port()
         proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--host", "127.0.0.1",
-                                 "--port", str(port), "--n_ctx", str(args.n_ctx), "--n_threads", "2"],
+                                 "--port", str(port), "--n_ctx", str(args.n_ctx), "--n_threads", "1", "--n_threads_batch", "1"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             base = f"http://127.0.0.1:{port}/v1"

