@@ -61,6 +61,7 @@ def main() -> None:
     ap.add_argument("--max-turns", type=int, default=6)
     ap.add_argument("--n-ctx", type=int, default=8192)
     ap.add_argument("--http", action="store_true", help="also through llama_cpp.server; compare answers")
+    ap.add_argument("--http-lines", type=int, default=0, help="compare on the first K asked lines (0 = all)")
     ap.add_argument("--out", default=None, help="trajectories JSONL (default: /tmp/bench_agent_MODEL.jsonl)")
     args = ap.parse_args()
 
@@ -104,24 +105,25 @@ def main() -> None:
 
     if args.http:
         port = _free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--host", "127.0.0.1",
-                                 "--port", str(port), "--n_ctx", str(args.n_ctx), "--n_threads", "1", "--n_threads_batch", "1"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--host", "127.0.0.1",
+                   "--port", str(port), "--n_ctx", str(args.n_ctx), "--n_threads", "1", "--n_threads_batch", "1"]
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             base = f"http://127.0.0.1:{port}/v1"
             _wait(base, proc)
             http = HttpBackend(base, path.stem, grammar=True, concurrency=1, timeout_s=300)
             started = time.perf_counter()
-            remote = run_agent(ctx, tasks, http, config, labels=[r.speaker for r in records])
+            compared = tasks[:args.http_lines] if args.http_lines else tasks
+            remote = run_agent(ctx, compared, http, config, labels=[r.speaker for r in records])
             http_s = time.perf_counter() - started
         finally:
             proc.terminate()
             proc.wait(10)
-        same_answer = sum(remote[i]["speaker"] == local[i]["speaker"] for i in asked)
+        same_answer = sum(remote[i]["speaker"] == local[i]["speaker"] for i in remote)
         same_replies = sum([t["content"] for t in remote[i]["turns"]] == [t["content"] for t in local[i]["turns"]]
-                           for i in asked)
-        print(json.dumps({"http_lines_per_s": round(len(asked) / http_s, 4), "identical_answers": same_answer,
-                          "identical_replies": same_replies, "lines": len(asked)}))
+                           for i in remote)
+        print(json.dumps({"http_lines_per_s": round(len(remote) / http_s, 4), "identical_answers": same_answer,
+                          "identical_replies": same_replies, "lines": len(remote)}))
 
 
 def _free_port() -> int:
