@@ -113,7 +113,7 @@ def test_duplicate_call_and_answer_outside_candidates_are_corrected(small):
 def test_max_turns_and_server_errors_keep_the_cpu_answer(small):
     _, ctx, records = small
     task = _task(ctx, records)
-    t = run_line(ctx, task, Scripted(["junk"] * 5), AgentConfig(context_lines=3, max_turns=3))
+    t = run_line(ctx, task, Scripted([f"junk {k}" for k in range(5)]), AgentConfig(context_lines=3, max_turns=3))
     assert t["status"] == "max_turns" and t["used_fallback"] and t["speaker"] == task.fallback
     assert len(t["turns"]) == 3
     t = run_line(ctx, task, Scripted([BackendError("timeout", "no reply within 1 s")]), AgentConfig(context_lines=3))
@@ -212,3 +212,15 @@ def test_cli_agent_rejects_bad_options_in_one_line(tmp_path):
         result = runner.invoke(app, ["agent", str(tmp_path / "d"), *args])
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output and "Traceback" not in result.output
+
+
+def test_a_repeated_rejected_reply_ends_the_conversation(small):
+    _, ctx, records = small
+    task = _task(ctx, records)
+    t = run_line(ctx, task, Scripted(["junk", "junk", "junk"]), AgentConfig(context_lines=3))
+    assert t["status"] == "repeated" and len(t["turns"]) == 2 and t["speaker"] == task.fallback
+
+
+def test_grammar_leaves_room_for_the_tags():
+    assert "{0,100}" in reply_grammar(AgentConfig(think_chars=100, max_tokens=512), ["A"])
+    assert "{0,10}" in reply_grammar(AgentConfig(think_chars=100, max_tokens=80), ["A"])

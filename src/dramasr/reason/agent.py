@@ -91,7 +91,9 @@ def reply_grammar(config: AgentConfig, candidates: Sequence[str]) -> str:
     """GBNF for one reply: a bounded think, then one offered tool or one candidate."""
     tools = " | ".join(_gbnf_literal(t) for t in config.tools)
     cands = " | ".join(_gbnf_literal(c) for c in candidates)
-    n = config.think_chars
+    # leave room for the tags inside max_tokens: a CJK character can cost 3 tokens, and a
+    # reply cut by max_tokens breaks the protocol however the grammar reads
+    n = max(1, min(config.think_chars, (config.max_tokens - 40) // 4))
     if config.protocol == "json":
         return (
             f'root ::= "{{\\"think\\": \\"" think "\\", " (tool | answer) "}}"\n'
@@ -189,6 +191,12 @@ def run_line(ctx: Context, task: LineTask, backend: Backend, config: AgentConfig
                                         "function": c["function"]} for c in reply.tool_calls]
         history.append(assistant)
         if problem is not None:
+            if turns and turns[-1].get("problem") and turns[-1]["content"] == reply.content:
+                # the same rejected reply again: greedy decoding is stuck, more turns are wasted
+                turn["problem"] = {"code": problem.code, "detail": problem.detail}
+                turns.append(turn)
+                status = "repeated"
+                break
             corrections += 1
             duplicates += problem.code == p.DUPLICATE_CALL
             turn["problem"] = {"code": problem.code, "detail": problem.detail}
