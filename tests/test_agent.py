@@ -224,3 +224,20 @@ def test_a_repeated_rejected_reply_ends_the_conversation(small):
 def test_grammar_leaves_room_for_the_tags():
     assert "{0,100}" in reply_grammar(AgentConfig(think_chars=100, max_tokens=512), ["A"])
     assert "{0,10}" in reply_grammar(AgentConfig(think_chars=100, max_tokens=80), ["A"])
+
+
+def test_grammar_follows_the_conversation():
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python (the llm extra) is not installed")
+    from llama_cpp import LlamaGrammar
+
+    config = AgentConfig(tools=("audio_sim", "char_relation"))
+    for protocol in ("tagged", "json"):
+        cfg = AgentConfig(**{**config.__dict__, "protocol": protocol})
+        first = reply_grammar(cfg, ["江阳", "其他"])  # no answer before the voice tool
+        assert "cand" not in first.split("\n")[0] and '"audio_sim"' in first
+        middle = reply_grammar(cfg, ["江阳", "其他"], ["audio_sim"])  # a new tool, or the answer
+        assert '"audio_sim"' not in middle and '"char_relation"' in middle
+        last = reply_grammar(cfg, ["江阳", "其他"], ["audio_sim", "char_relation"])  # only the answer
+        assert "name ::=" not in last
+        for text in (first, middle, last):
+            LlamaGrammar.from_string(text, verbose=False)  # llama.cpp accepts it

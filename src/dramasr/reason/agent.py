@@ -87,25 +87,31 @@ def _gbnf_literal(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def reply_grammar(config: AgentConfig, candidates: Sequence[str]) -> str:
-    """GBNF for one reply: a bounded think, then one offered tool or one candidate."""
-    tools = " | ".join(_gbnf_literal(t) for t in config.tools)
+def reply_grammar(config: AgentConfig, candidates: Sequence[str], called: Sequence[str] = ()) -> str:
+    """GBNF for one reply: a bounded think, then a tool not yet called or a candidate; no
+    answer before the voice tool (when required), only an answer once every tool was called."""
+    open_tools = [t for t in config.tools if t not in called]
+    may_answer = not (config.require_voice and VOICE_TOOL in config.tools and VOICE_TOOL not in called)
+    tools = " | ".join(_gbnf_literal(t) for t in open_tools)
     cands = " | ".join(_gbnf_literal(c) for c in candidates)
     # leave room for the tags inside max_tokens: a CJK character can cost 3 tokens, and a
     # reply cut by max_tokens breaks the protocol however the grammar reads
     n = max(1, min(config.think_chars, (config.max_tokens - 40) // 4))
     if config.protocol == "json":
+        choice = " | ".join((["tool"] if open_tools else []) + (["answer"] if may_answer or not open_tools else []))
         return (
-            f'root ::= "{{\\"think\\": \\"" think "\\", " (tool | answer) "}}"\n'
+            f'root ::= "{{\\"think\\": \\"" think "\\", " ({choice}) "}}"\n'
             f'think ::= [^"\\\\\\n]{{0,{n}}}\n'
-            f'tool ::= "\\"tool\\": {{\\"name\\": \\"" name "\\", \\"arguments\\": {{}}}}"\n'
-            f'answer ::= "\\"answer\\": \\"" cand "\\""\n'
-            f"name ::= {tools}\ncand ::= {cands}\n"
+            + (f'tool ::= "\\"tool\\": {{\\"name\\": \\"" name "\\", \\"arguments\\": {{}}}}"\n'
+               f"name ::= {tools}\n" if open_tools else "")
+            + f'answer ::= "\\"answer\\": \\"" cand "\\""\ncand ::= {cands}\n'
         )
+    branches = (['"<tool>" name "()</tool>"'] if open_tools else []) + \
+        (['"<answer>" cand "</answer>"'] if may_answer or not open_tools else [])
     return (
-        f'root ::= "<think>" think "</think>" ("<tool>" name "()</tool>" | "<answer>" cand "</answer>")\n'
+        f'root ::= "<think>" think "</think>" ({" | ".join(branches)})\n'
         f"think ::= [^<]{{0,{n}}}\n"
-        f"name ::= {tools}\ncand ::= {cands}\n"
+        + (f"name ::= {tools}\n" if open_tools else "") + f"cand ::= {cands}\n"
     )
 
 
@@ -167,13 +173,14 @@ def run_line(ctx: Context, task: LineTask, backend: Backend, config: AgentConfig
         candidates=list(task.candidates), other_words=OTHER_WORDS | {other_word},
         tool_names=frozenset(config.tools) | frozenset(ALIASES), voice_tools=frozenset({VOICE_TOOL}),
         require_voice=config.require_voice)
-    grammar = reply_grammar(config, task.candidates) if config.grammar and backend.reads_grammar else None
-    native_tools = openai_tools(list(config.tools)) if config.protocol == "json" and grammar is None else None
+    use_grammar = config.grammar and backend.reads_grammar
+    native_tools = openai_tools(list(config.tools)) if config.protocol == "json" and not use_grammar else None
     tool_candidates = [OTHER if c == other_word else c for c in task.candidates]
     turns: list[dict[str, Any]] = []
     status, answer, error = "max_turns", None, None
     executed = duplicates = corrections = 0
     for _ in range(config.max_turns):
+        grammar = reply_grammar(config, task.candidates, _called(conversation)) if use_grammar else None
         request = ChatRequest(history, config.max_tokens, config.temperature, config.seed, grammar, native_tools)
         try:
             reply = backend.complete(request)
