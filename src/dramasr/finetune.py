@@ -170,6 +170,7 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the data is meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
