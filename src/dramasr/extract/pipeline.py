@@ -52,14 +52,22 @@ def _job_key(job: EpisodeJob) -> str:
     return digest.hexdigest()[:24]
 
 
-def centre_embeddings(embeddings: Sequence[np.ndarray]) -> np.ndarray:
-    """The mean of the voiced rows: subtracting it (and re-normalising) spreads resemblyzer's
-    cosines (different speakers about 0.5 raw) over the range propagation's thresholds expect."""
+CENTRE_PRIOR_LINES = 50  # the drama's mean voice is trusted as if it had this many lines less
+
+
+def centre_embeddings(embeddings: Sequence[np.ndarray], prior_lines: int = CENTRE_PRIOR_LINES) -> np.ndarray:
+    """The drama's mean voice (over voiced rows), shrunk toward zero by n / (n + prior_lines).
+
+    Subtracting it (and re-normalising) spreads resemblyzer's cosines (different speakers about
+    0.5 raw) over the range propagation's thresholds expect. It is the mean over many speakers
+    only when there are many lines; a short clip of one speaker would lose its own voice, so
+    there the centre shrinks toward no centring at all.
+    """
     rows = np.concatenate([e for e in embeddings if len(e)]) if embeddings else np.zeros((0, 1))
     voiced = rows[np.abs(rows).sum(axis=1) > 0] if len(rows) else rows
     if len(voiced) == 0:
         return np.zeros(rows.shape[1] if rows.ndim == 2 else 1, np.float64)
-    return voiced.astype(np.float64).mean(axis=0)
+    return voiced.astype(np.float64).mean(axis=0) * (len(voiced) / (len(voiced) + prior_lines))
 
 
 def apply_centre(emb: np.ndarray, centre: np.ndarray) -> np.ndarray:

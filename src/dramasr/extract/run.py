@@ -43,7 +43,7 @@ def run_pipeline(videos: Sequence[str | Path], subtitles: Sequence[str | Path], 
                  progress: Progress | None = None) -> list[Path]:
     from dramasr.data import load_drama
     from dramasr.data.predictions import write_predictions
-    from dramasr.data.subtitles import export_subtitles, subtitle_format
+    from dramasr.data.subtitles import default_unknown_label, export_subtitles, publish_names, subtitle_format
 
     out = Path(out_dir)
     for path in subtitles:
@@ -60,6 +60,8 @@ def run_pipeline(videos: Sequence[str | Path], subtitles: Sequence[str | Path], 
     speakers = [""] * len(drama.lines)
     for record in records:
         speakers[record.line] = record.speaker
+    # as `dramasr export` publishes them: Other lines without a name, new characters "Unknown 1", ...
+    speakers = publish_names(speakers, unknown_label=default_unknown_label(drama))
     written = [out / "predictions.jsonl"]
     for episode, source in zip(drama.episodes, subtitles, strict=True):
         source = Path(source)
