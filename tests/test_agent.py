@@ -241,3 +241,11 @@ def test_grammar_follows_the_conversation():
         assert "name ::=" not in last
         for text in (first, middle, last):
             LlamaGrammar.from_string(text, verbose=False)  # llama.cpp accepts it
+
+
+def test_grammar_forces_the_voice_tool_then_an_answer_at_the_end():
+    config = AgentConfig(tools=("audio_sim", "char_relation"))
+    voice = reply_grammar(config, ["江阳", "其他"], ["char_relation"], turns_left=2)
+    assert 'name ::= "audio_sim"\n' in voice and "<answer>" not in voice.split("\n")[0]
+    last = reply_grammar(config, ["江阳", "其他"], [], turns_left=1)
+    assert "<tool>" not in last and "name ::=" not in last and "<answer>" in last

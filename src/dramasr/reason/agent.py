@@ -87,11 +87,19 @@ def _gbnf_literal(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def reply_grammar(config: AgentConfig, candidates: Sequence[str], called: Sequence[str] = ()) -> str:
+def reply_grammar(config: AgentConfig, candidates: Sequence[str], called: Sequence[str] = (),
+                  turns_left: int | None = None) -> str:
     """GBNF for one reply: a bounded think, then a tool not yet called or a candidate; no
-    answer before the voice tool (when required), only an answer once every tool was called."""
+    answer before the voice tool (when required), only an answer once every tool was called.
+    With turns_left: the voice tool is forced on the second-to-last turn if still uncalled,
+    and an answer on the last, so a conversation always ends in a valid answer."""
+    voice_due = config.require_voice and VOICE_TOOL in config.tools and VOICE_TOOL not in called
     open_tools = [t for t in config.tools if t not in called]
-    may_answer = not (config.require_voice and VOICE_TOOL in config.tools and VOICE_TOOL not in called)
+    if turns_left is not None and turns_left <= 1:
+        open_tools, voice_due = [], False
+    elif turns_left == 2 and voice_due:
+        open_tools = [VOICE_TOOL]
+    may_answer = not voice_due
     tools = " | ".join(_gbnf_literal(t) for t in open_tools)
     cands = " | ".join(_gbnf_literal(c) for c in candidates)
     # leave room for the tags inside max_tokens: a CJK character can cost 3 tokens, and a
@@ -179,8 +187,9 @@ def run_line(ctx: Context, task: LineTask, backend: Backend, config: AgentConfig
     turns: list[dict[str, Any]] = []
     status, answer, error = "max_turns", None, None
     executed = duplicates = corrections = 0
-    for _ in range(config.max_turns):
-        grammar = reply_grammar(config, task.candidates, _called(conversation)) if use_grammar else None
+    for turn_number in range(config.max_turns):
+        grammar = reply_grammar(config, task.candidates, _called(conversation), config.max_turns - turn_number) \
+            if use_grammar else None
         request = ChatRequest(history, config.max_tokens, config.temperature, config.seed, grammar, native_tools)
         try:
             reply = backend.complete(request)
