@@ -34,6 +34,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+PRIOR: dict = {}  # --group-prior: suggest's GROUP_PRIOR overridden
 
 
 def answer(truth: str, named: frozenset[str]) -> str | None:
@@ -76,7 +77,7 @@ def picks_for(strategy: str, drama, pred, n: int, seed: int = 0, guesses=None):
     from dramasr.review.suggest import lowest_confidence, suggest
 
     if strategy == "suggest":
-        return [(s.line, s.group_lines, s.group) for s in suggest(drama, pred, n, guesses=guesses)]
+        return [(s.line, s.group_lines, s.group) for s in suggest(drama, pred, n, guesses=guesses, **PRIOR)]
     if strategy == "lowest":
         return [(i, (), None) for i in lowest_confidence(pred, n)]
     if strategy == "none":  # the control: a re-run without corrections reproduces the predictions
@@ -94,10 +95,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[25, 50, 100, 200])
     parser.add_argument("--strategies", nargs="+", default=["suggest", "random", "lowest"])
     parser.add_argument("--round", type=int, default=25, help="looks per round of suggest-rounds")
+    parser.add_argument("--group-prior", type=float, help="override suggest's GROUP_PRIOR (default: the shipped one)")
     parser.add_argument("--pred", type=Path, help="reuse these initial predictions instead of attributing "
                         "(they must come from the same code, or the gains include its drift)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
+    if args.group_prior is not None:
+        PRIOR["group_prior"] = args.group_prior
 
     from dramasr.attribute import attribute
     from dramasr.data import load_drama
@@ -153,7 +157,7 @@ def main() -> None:
             for n in sorted(args.sizes):
                 while len(picks) < n:
                     step = suggest(drama, current, min(args.round, n - len(picks)), corrections,
-                                   guesses=group_guesses(drama, current, corrections=corrections))
+                                   guesses=group_guesses(drama, current, corrections=corrections), **PRIOR)
                     step_picks = [(s.line, s.group_lines, s.group) for s in step]
                     picks += step_picks
                     log += simulate(drama, current, step_picks)  # `was`: what the reviewer saw then

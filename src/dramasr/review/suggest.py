@@ -31,6 +31,12 @@ from dramasr.review.corrections import CorrectionSet
 # below 0.4 the cosine says little. Chosen there, not on the test dramas.
 VOICE_LOW, VOICE_HIGH = 0.4, 0.6
 MIN_WRONG = 0.02  # lines surer than this are not worth counting as followers
+# A new-character group that attribution leaves unnamed is mostly one named character's at
+# least this often: measured on the training drama (benchmarks/review_group_prior.py), where
+# the model was fitted and so names more groups itself than on a drama it never saw. The
+# group stage's own probability is no substitute: a named character whose voice sounded
+# different that day is exactly what it misses.
+GROUP_PRIOR = 0.0
 UNKNOWN_CONFIDENCE = 0.5  # a line without a confidence
 
 
@@ -126,7 +132,7 @@ def group_guesses(drama: Drama, pred: Predictions, *, seeds: Mapping[str, Sequen
 
 
 def suggest(drama: Drama, pred: Predictions, n: int, corrections: CorrectionSet | None = None,
-            guesses: Mapping[str, GroupGuess] | None = None) -> list[Suggestion]:
+            guesses: Mapping[str, GroupGuess] | None = None, group_prior: float = GROUP_PRIOR) -> list[Suggestion]:
     """The n lines (or groups) whose correction is expected to fix the most lines, best first."""
     corrections = corrections or CorrectionSet()
     n_lines = len(drama.lines)
@@ -146,10 +152,10 @@ def suggest(drama: Drama, pred: Predictions, n: int, corrections: CorrectionSet 
     groups = {name: np.asarray([i for i in lines if not settled[i]], np.int64)
               for name, lines in prediction_groups(pred).items()}
     groups = {name: lines for name, lines in groups.items() if len(lines)}
-    for name, guess in (guesses or {}).items():
-        if name in groups:  # a group's lines are as likely wrong as the group is likely a named character's
-            lines = groups[name]
-            wrong[lines] = np.maximum(wrong[lines], guess.probability)
+    for name, lines in groups.items():
+        if name.startswith(NEW_CHARACTER_PREFIX):  # its lines are as likely wrong as it is likely a named one's
+            guess = (guesses or {}).get(name)
+            wrong[lines] = np.maximum(wrong[lines], max(group_prior, guess.probability if guess else 0.0))
     in_group = np.zeros(n_lines, bool)
     for lines in groups.values():
         in_group[lines] = True
