@@ -80,7 +80,7 @@ def run_command(
     subs: Annotated[list[Path], typer.Option("--subs", help="Subtitle file (SRT/ASS/VTT) of each video, same order (repeat the option).")],
     cast: Annotated[Path, typer.Option("--cast", help="cast.yaml: name, aliases, photos and optional voice samples per character.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the named subtitles (and drama/, predictions.jsonl).")],
-    seeds: Annotated[str, typer.Option(help="voice: seeds from the cast's voice samples; faces: from lines where one named face speaks on screen; or a seed file.")] = "auto",
+    seeds: Annotated[str, typer.Option(help="auto: voice when the cast has voice samples, else faces; voice: the lines nearest each voice sample; faces: lines where one named face clearly speaks on screen; or a seed file.")] = "auto",
     lip: Annotated[bool, typer.Option("--lip/--no-lip", help="Re-weigh the on-screen evidence by the lip (speaking) scores.")] = True,
     engine: Annotated[str, typer.Option(help=ENGINE_HELP)] = "local",
     address: Annotated[str | None, typer.Option(help="Ray head address HOST:PORT (with --engine ray).")] = None,
