@@ -2,11 +2,12 @@
 named character's: the prior `dramasr.review.suggest.GROUP_PRIOR`, measured on a TRAINING
 drama (never on the test dramas), so that --suggest offers such groups to a person.
 
-    python benchmarks/review_group_prior.py                    # ren_shi_jian, seeds 1pct
-    python benchmarks/review_group_prior.py --drama zhen_huan_zhuan
+    python benchmarks/review_group_prior.py                    # zhen_huan_zhuan, seeds 1pct
 
-The model was fitted on ren_shi_jian, so its group stage names more of that drama's groups
-than it would on an unseen drama: the share measured there is a floor, not an estimate.
+zhen_huan_zhuan is a training drama of the protocol that the shipped model was not fitted
+on (it was fitted on ren_shi_jian, where its group stage would name more groups itself).
+Measured: 50 of 106 unnamed groups mostly a named character's (0.472; 355 of their 821
+lines), attribution 829 s on the shared machine under load.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ SHARED = ROOT.parent / "shared"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--drama", default="ren_shi_jian")
+    parser.add_argument("--drama", default="zhen_huan_zhuan")
     args = parser.parse_args()
 
     from dramasr.attribute import attribute
