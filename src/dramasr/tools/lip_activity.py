@@ -64,6 +64,26 @@ def load_lip_evidence(drama: Any) -> LipEvidence | None:
     return LipEvidence(scores)
 
 
+def _decided(record: PredictionRecord) -> list[tuple[str, float]] | None:
+    """The line's candidate probabilities as the record decided them.
+
+    A later stage (the group stage) may have chosen a speaker other than the line stage's top
+    candidate, with its own confidence: that speaker then holds the confidence and the other
+    candidates share the rest in their line-stage proportions. None when the speaker is not
+    one candidate (an "A/B" line): such a record is kept as it is.
+    """
+    cands = [(name, float(p)) for name, p in record.candidates or []]
+    names = [name for name, _ in cands]
+    if record.speaker not in names:
+        return None
+    top = max(cands, key=lambda item: item[1])[0]
+    if top == record.speaker or record.confidence is None:
+        return cands
+    confidence = float(record.confidence)
+    rest = sum(p for name, p in cands if name != record.speaker) or 1.0
+    return [(name, confidence if name == record.speaker else p / rest * (1.0 - confidence)) for name, p in cands]
+
+
 def apply_lip_evidence(records: Sequence[PredictionRecord], evidence: LipEvidence,
                        weight: float = LIP_WEIGHT) -> list[PredictionRecord]:
     """Re-weigh each line's candidates by the lip scores; seeds and lines without lip data are kept."""
@@ -73,7 +93,10 @@ def apply_lip_evidence(records: Sequence[PredictionRecord], evidence: LipEvidenc
         if not seen or not record.candidates or (record.evidence or {}).get("seed"):
             out.append(record)
             continue
-        cands = [(name, float(p)) for name, p in record.candidates]
+        cands = _decided(record)
+        if cands is None:
+            out.append(record)
+            continue
         scaled = [(name, p * math.exp(weight * (seen[name] - NEUTRAL)) if name in seen else p) for name, p in cands]
         total = sum(p for _, p in scaled) or 1.0
         ranked = sorted(((name, p / total) for name, p in scaled), key=lambda item: -item[1])
