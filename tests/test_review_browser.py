@@ -167,3 +167,32 @@ def test_two_tabs_correcting_at_once_lose_nothing(browser: object, served: tuple
     assert tab1.locator("#rows tr.corrected").count() >= 120
     tab1.close()
     tab2.close()
+
+
+def test_media_file_gives_a_player_at_the_line(browser: object, small: tuple[Path, Path], tmp_path: Path) -> None:
+    import wave
+
+    drama_dir, pred = small
+    drama = load_drama(drama_dir)
+    media = tmp_path / "media"
+    media.mkdir()
+    seconds = int(drama.lines.end[: drama.episodes[0].line_stop].max()) + 1
+    with wave.open(str(media / "0001.wav"), "wb") as out:  # a silent episode 1, 8 kHz mono
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"\0\0" * 8000 * seconds)
+    session = ReviewSession(drama, pred, tmp_path / "c.jsonl", media=[media])
+    assert session.meta()["media"] == {"1": "audio"}
+    with BackgroundServer(session) as url:
+        page = _open(browser, url)
+        page.wait_for_selector("#media audio")
+        start = float(drama.lines.start[int(session.records[0]["line"])])  # the selected line's start
+        page.wait_for_function(f"Math.abs(document.querySelector('#media audio').currentTime - {start}) < 0.05")
+        page.keyboard.press("p")  # plays the line
+        status = page.evaluate("async () => (await fetch('/media/1', {headers: {Range: 'bytes=0-99'}})).status")
+        assert status == 206
+        page.select_option("#f-episode", "2")  # no media for episode 2: text only
+        page.wait_for_selector("#media .ev")
+        assert "text only" in page.inner_text("#media")
+        page.close()
