@@ -128,7 +128,7 @@ def _report_table(rows: Sequence[dict[str, float]]) -> Table:
 
 def register(app: typer.Typer) -> None:
     """Add `agent`, `export-sft` and `export-rl` to the dramasr command."""
-    from dramasr.cli import _load, user_errors
+    from dramasr.cli import _load, _writable_file, user_errors
 
     @app.command("agent")
     @user_errors
@@ -215,6 +215,7 @@ def register(app: typer.Typer) -> None:
         from dramasr.finetune import export_sft, training_contexts
         from dramasr.train import DEFAULT_TRAINING_DRAMAS
 
+        _writable_file(output, "--output")
         loaded = [_load(data_dir / name) for name in dramas or DEFAULT_TRAINING_DRAMAS]
         with err_console.status("building conversations ..."):
             info = export_sft(training_contexts(loaded, seeds), output, limit=limit, seed=seed)
@@ -238,6 +239,7 @@ def register(app: typer.Typer) -> None:
 
         if output.suffix != ".parquet":
             raise DramaError(f"output must end in .parquet, not {output.suffix!r}", field="--output")
+        _writable_file(output, "--output")
         loaded = [_load(data_dir / name) for name in dramas or DEFAULT_TRAINING_DRAMAS]
         with err_console.status("building prompts ..."):
             info = export_rl(training_contexts(loaded, seeds), output, limit=limit, seed=seed,
