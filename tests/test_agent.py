@@ -8,7 +8,6 @@ import json
 
 import pytest
 
-from dramasr.attribute import attribute, propagate_labels
 from dramasr.reason import protocol as p
 from dramasr.reason.agent import (
     AgentConfig,
@@ -27,7 +26,6 @@ from dramasr.reason.agent import (
 )
 from dramasr.reason.backends import BackendError, CachedBackend, ChatReply, ChatRequest
 from dramasr.synth import synth_drama
-from dramasr.tools import Context
 
 
 class Scripted:
@@ -47,15 +45,6 @@ class Scripted:
         if isinstance(reply, Exception):
             raise reply
         return ChatReply(reply) if isinstance(reply, str) else reply
-
-
-@pytest.fixture(scope="module")
-def small():
-    drama = synth_drama(seed=3, episodes=2, lines_per_episode=60, name="small")
-    state = propagate_labels(drama, "1pct")
-    result = attribute(drama, labels=state)
-    ctx = Context.build(drama, state.with_labels(result.labels))
-    return drama, ctx, result.records
 
 
 SHORT = AgentConfig(context_lines=3)

@@ -18,12 +18,9 @@ import pytest
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python (the llm extra) is not installed")
 
-from dramasr.attribute import attribute, propagate_labels  # noqa: E402
 from dramasr.reason import protocol as p  # noqa: E402
 from dramasr.reason.agent import AgentConfig, line_tasks, run_agent, run_line  # noqa: E402
 from dramasr.reason.backends import HttpBackend, LlamaCppBackend, tiny_model_path  # noqa: E402
-from dramasr.synth import synth_drama  # noqa: E402
-from dramasr.tools import Context  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "llm_replies.json"
 N_CTX = 4096
@@ -38,15 +35,6 @@ def _model(name: str) -> Path:
         return tiny_model_path(name)
     except Exception as exc:  # noqa: BLE001 - a missing package is a skip, not a failure
         pytest.skip(f"{name} is not installed: {exc}")
-
-
-@pytest.fixture(scope="module")
-def small():
-    drama = synth_drama(seed=3, episodes=2, lines_per_episode=60, name="small")
-    state = propagate_labels(drama, "1pct")
-    result = attribute(drama, labels=state)
-    ctx = Context.build(drama, state.with_labels(result.labels))
-    return drama, ctx, result.records
 
 
 @pytest.fixture(scope="module")
