@@ -173,6 +173,16 @@ def _seed_out_of_range(root: Path, pick: Pick) -> None:
                lambda doc: doc["character_list"][pick(len(doc["character_list"]))]["utterance_list"].append(10**7))
 
 
+def _seed_given_twice(root: Path, pick: Pick) -> None:
+    def share(doc: dict[str, Any]) -> None:
+        owners = [c for c in doc["character_list"] if c["utterance_list"]]
+        first = owners[pick(len(owners))]
+        second = next(c for c in owners if c is not first)
+        second["utterance_list"].append(first["utterance_list"][0])
+
+    _edit_json(root / "init_seeds_1pct.json", share)
+
+
 def _seed_not_a_seed_file(root: Path, pick: Pick) -> None:
     (root / "init_seeds_1pct.json").write_text(json.dumps({"characters": []}), "utf-8")
 
@@ -264,6 +274,7 @@ CATALOGUE: tuple[Breakage, ...] = (
     Breakage("huge text (200K characters)", "ok", _huge_text, "attribute"),
     Breakage("seed line out of range", "error", _seed_out_of_range),
     Breakage("seed file without character_list", "error", _seed_not_a_seed_file),
+    Breakage("seed line given to two characters", "error", _seed_given_twice),
     Breakage("seed of a character not in the cast", "ok", _seed_unknown_character, "attribute"),
     Breakage("relation entry malformed", "mend", _relation_bad_entry),
     Breakage("relation.json a JSON list", "error", lambda r, p: (r / "relation.json").write_text("[]", "utf-8")),

@@ -725,12 +725,18 @@ def resolve_seeds(drama: Any, seeds: Mapping[str, Sequence[int]] | str | Path) -
     else:
         source = None
     n = len(drama.lines)
+    owner: dict[int, str] = {}
     for name, lines in seeds.items():
         bad = [i for i in lines if not 0 <= int(i) < n]
         if bad:
             raise DramaError(f"seed line {bad[0]} of {name!r} is outside the drama's lines 0..{n - 1}",
                              file=source, field="utterance_list",
                              hint="the seed file belongs to another drama, or lists global line indices wrongly")
+        for i in lines:
+            other = owner.setdefault(int(i), name)
+            if other != name:
+                raise DramaError(f"seed line {int(i)} is given to both {other!r} and {name!r}", file=source,
+                                 field="utterance_list", hint="a line has one speaker: keep it under one character")
     return seeds
 
 
