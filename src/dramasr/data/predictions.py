@@ -1,4 +1,5 @@
-"""Predictions files: the toolkit's JSONL format, and the release's prop_labels_*.json.
+"""Predictions files: the toolkit's JSONL format, and a release prop_labels_*.json read as predictions
+(the label format itself is parsed in `dramasr.data.release_labels`).
 
 The JSONL format holds one object per subtitle line, readable by a person:
 
@@ -25,19 +26,24 @@ import numpy as np
 import orjson
 
 from dramasr.data.model import OTHER, Drama
-from dramasr.data.release import read_json, write_bytes_atomic
+from dramasr.data.release import write_bytes_atomic
+from dramasr.data.release_labels import (
+    CODE_DISABLED,
+    CODE_OTHER,
+    CODE_UNKNOWN,
+    CODE_UNLABELLED,
+    NO_LABEL_CODES,
+    UNKNOWN,
+    Candidates,
+    read_release_label_file,
+)
+from dramasr.data.release_labels import is_int as _is_int
+from dramasr.data.release_labels import is_number as _is_number
 from dramasr.errors import DramaError
 
-# Special codes of the release's label files (label_structure.LabelSet.SpecialCode).
-CODE_UNLABELED = -1
-CODE_DISABLED = -2
-CODE_OTHERS = -3
-CODE_UNKNOWN = -4
-UNKNOWN = "未知"
-_SPECIAL_NAMES = {CODE_OTHERS: OTHER, CODE_UNKNOWN: UNKNOWN}
-_NO_LABEL_CODES = (CODE_UNLABELED, CODE_DISABLED)
-
-Candidates = tuple[tuple[str, float], ...]
+# The release's label codes, under the names this module has always exported.
+CODE_UNLABELED = CODE_UNLABELLED
+CODE_OTHERS = CODE_OTHER
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,12 @@ def rank_with_speaker(speaker: str, ranked: Sequence[tuple[str, float]], speaker
     rest = [(name, score) for name, score in ranked if name != speaker]
     own = next((score for name, score in ranked if name == speaker), speaker_score)
     out = ((speaker, own), *rest)
-    return (out if keep is None else out[:keep]), (rest[0][0] if rest else None)
+    return (out if keep is None else out[:keep]), runner_up_of(speaker, rest)
+
+
+def runner_up_of(speaker: str | None, ranked: Sequence[tuple[str, float]]) -> str | None:
+    """The best-ranked candidate that is not the speaker (None when there is none)."""
+    return next((name for name, _ in ranked if name != speaker), None)
 
 
 def _json_score(score: float) -> float | None:
@@ -268,14 +279,6 @@ def _parse_candidates(value: Any, fail: Any) -> Candidates:
     return tuple(pairs)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
-
-
 def _assemble(
     numbered: Iterable[tuple[int, PredictionRecord]],
     drama: Drama,
@@ -340,97 +343,29 @@ def _check_missing(
 def read_prop_labels(path: str | Path, drama: Drama, *, allow_missing: bool = False) -> Predictions:
     """Read the release's label file (prop_labels_*.json, also init_seeds_*.json) as predictions.
 
-    `utterance_label[i].code` names line i's speaker through `character_list` /
-    `character_dict`; code -3 is 其他 and -4 未知, while -1/-2 (unlabeled/disabled) mean no
-    prediction. `rel_info` gives the ranked candidates with their scores; seed lines
-    (`is_gt`) carry evidence {"seed": true}.
+    The file is parsed by `dramasr.data.release_labels`: codes name characters, CODE_OTHER is
+    其他 and CODE_UNKNOWN 未知, the no-label codes mean no prediction. `rel_info` gives the
+    ranked candidates with their scores; seed lines (`is_gt`) carry evidence {"seed": true}.
     """
     source = Path(path)
-    doc = read_json(source)
-    if not isinstance(doc, dict):
-        raise DramaError("expected a JSON object", file=source)
-    labels = doc.get("utterance_label")
-    if not isinstance(labels, list):
-        raise DramaError("missing or not a list", file=source, field="utterance_label",
-                         hint="a release label file holds character_list, character_dict and utterance_label")
-    n = len(drama.lines)
-    if len(labels) != n:
-        raise DramaError(
-            f"{len(labels)} labels but the drama {drama.name!r} has {n} subtitle lines",
-            file=source, field="utterance_label", hint="the label file belongs to another drama",
-        )
-    names = _code_names(doc, source)
+    labels = read_release_label_file(source, n_lines=len(drama.lines), drama_name=drama.name)
     predictions = Predictions.empty(drama)
     predictions.source = str(source)
     predictions.format = "prop_labels"
-    for i, label in enumerate(labels):
-        field_name = f"utterance_label[{i}]"
-        if not isinstance(label, dict) or not _is_int(label.get("code")):
-            raise DramaError("needs an integer 'code'", file=source, line=i, field=field_name)
-        code = int(label["code"])
-        if code in _NO_LABEL_CODES:
-            speaker = None
-        elif code in names:
-            speaker = names[code]
-        else:
-            raise DramaError(
-                f"code {code} names no character", file=source, line=i, field=f"{field_name}.code",
-                hint="codes must appear in character_list, or be -3 (其他) / -4 (未知)",
-            )
-        candidates = _rel_info_candidates(label.get("rel_info"), source, i, field_name)
+    for i, (code, seed, candidates) in enumerate(zip(labels.code.tolist(), labels.is_seed.tolist(),
+                                                     labels.candidates, strict=True)):
+        speaker = None if code in NO_LABEL_CODES else labels.names[code]
         predictions.speaker[i] = speaker
         if candidates is not None:
             predictions.candidates[i] = candidates
             scores = dict(candidates)
             if speaker is not None and speaker in scores:
                 predictions.confidence[i] = scores[speaker]
-            predictions.runner_up[i] = next((name for name, _ in candidates if name != speaker), None)
-        if label.get("is_gt"):
+            predictions.runner_up[i] = runner_up_of(speaker, candidates)
+        if seed:
             predictions.evidence[i] = {"seed": True}
     _check_missing(predictions, drama, source, allow_missing, field_name="utterance_label")
     return predictions
-
-
-def _code_names(doc: dict[str, Any], path: Path) -> dict[int, str]:
-    names: dict[int, str] = dict(_SPECIAL_NAMES)
-    character_list = doc.get("character_list") or []
-    if not isinstance(character_list, list):
-        raise DramaError("must be a list", file=path, field="character_list")
-    for k, entry in enumerate(character_list):
-        if not (isinstance(entry, dict) and isinstance(entry.get("name"), str) and _is_int(entry.get("code"))):
-            raise DramaError("needs a 'name' and an integer 'code'", file=path, field=f"character_list[{k}]")
-        names[int(entry["code"])] = entry["name"]
-    character_dict = doc.get("character_dict") or {}
-    if not isinstance(character_dict, dict):
-        raise DramaError("must be an object {name: code}", file=path, field="character_dict")
-    for name, code in character_dict.items():
-        if not _is_int(code):
-            raise DramaError(f"code of {name!r} must be an integer", file=path, field="character_dict")
-        if int(code) in names and names[int(code)] != name:
-            raise DramaError(
-                f"code {code} is {name!r} here but {names[int(code)]!r} in character_list",
-                file=path, field="character_dict",
-            )
-        names[int(code)] = name
-    return names
-
-
-def _rel_info_candidates(rel_info: Any, path: Path, line: int, field_name: str) -> Candidates | None:
-    if rel_info is None or rel_info == []:
-        return None
-    ranked = rel_info.get("_list") if isinstance(rel_info, dict) else None
-    scores = rel_info.get("_dict") if isinstance(rel_info, dict) else None
-    if not isinstance(ranked, list) or not isinstance(scores, dict):
-        raise DramaError("must be {'_list': [names], '_dict': {name: score}}", file=path, line=line,
-                         field=f"{field_name}.rel_info")
-    pairs = []
-    for name in ranked:
-        score = scores.get(name)
-        if not isinstance(name, str) or (score is not None and not _is_number(score)):
-            raise DramaError(f"bad candidate {name!r}: {score!r}", file=path, line=line,
-                             field=f"{field_name}.rel_info")
-        pairs.append((name, math.nan if score is None else float(score)))
-    return tuple(pairs)
 
 
 # ----------------------------------------------------------------------------- either format
@@ -475,6 +410,7 @@ def load_any_predictions(path: str | Path, drama: Drama, *, allow_missing: bool 
 
 
 __all__ = [
-    "CODE_OTHERS", "CODE_UNKNOWN", "UNKNOWN", "PredictionRecord", "Predictions", "detect_format",
-    "load_any_predictions", "read_predictions", "read_prop_labels", "write_predictions",
+    "CODE_DISABLED", "CODE_OTHERS", "CODE_UNKNOWN", "CODE_UNLABELED", "UNKNOWN", "Candidates", "PredictionRecord",
+    "Predictions", "detect_format", "load_any_predictions", "rank_with_speaker", "read_predictions",
+    "read_prop_labels", "runner_up_of", "write_predictions",
 ]
