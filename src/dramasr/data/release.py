@@ -1,174 +1,33 @@
-"""Reading and writing the DramaSR release layout (one folder per drama).
+"""Reading the DramaSR release layout (one folder per drama) into a `Drama`.
 
     subtitle_data/NNNN.json   face_data/NNNN.json + face_info.json   sv_embedding/NNNN.npy
     relation.json   caption.json   init_seeds_*.json   prop_labels_*.json
 
-Every problem is reported as a DramaError naming the file, episode, line and field.
+Every problem is reported as a DramaError naming the file, episode, line and field; what
+has one obvious reading is mended and reported instead. Writing is `release_write`, the
+file primitives (JSON, atomic writes, timestamps, the mend collector) are `fileio`; the
+names callers use are re-exported here.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import re
-import tempfile
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dramasr.data.model import ABSENT, MEND_KINDS, Drama, Episode, FaceTracks, Lines, Mend
+from dramasr.data.fileio import EPISODE_FILE, Mends, parse_time, read_json
+from dramasr.data.fileio import check_writable as check_writable  # re-exported: callers import it from here
+from dramasr.data.fileio import format_time as format_time
+from dramasr.data.fileio import write_bytes_atomic as write_bytes_atomic
+from dramasr.data.fileio import write_json as write_json
+from dramasr.data.model import ABSENT, Drama, Episode, FaceTracks, Lines
+from dramasr.data.release_write import save_drama as save_drama
 from dramasr.errors import DramaError
 
-try:  # orjson parses the face files ~3x faster; the stdlib is the fallback
-    import orjson
-
-    def _loads(raw: bytes) -> Any:
-        return orjson.loads(raw)
-
-    def _dumps(obj: Any) -> bytes:
-        return orjson.dumps(obj)
-except ImportError:  # pragma: no cover - orjson is a declared dependency
-    import json
-
-    def _loads(raw: bytes) -> Any:
-        return json.loads(raw.decode("utf-8"))
-
-    def _dumps(obj: Any) -> bytes:
-        return json.dumps(obj, ensure_ascii=False).encode("utf-8")
-
-
 log = logging.getLogger(__name__)
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-# Minutes and seconds may read 60-99: the release's own reader takes the fields as numbers,
-# so "00:25:60.000" is 00:26:00.000; such a time is mended (rolled over) and reported.
-_TIME = re.compile(r"^(\d+):(\d\d):(\d\d)(?:[.,](\d{1,3}))?$")
-_EPISODE_FILE = re.compile(r"^(\d+)\.(json|npy)$")
 LINE_FIELDS = ("start_time", "end_time", "text")
-
-
-class Mends:
-    """Collects the loader's repairs, one Mend per (kind, file); `strict` refuses instead."""
-
-    def __init__(self, strict: bool = False) -> None:
-        self.strict = strict
-        self._found: dict[tuple[str, str], Mend] = {}
-        self.line: int | None = None  # global index of the subtitle line being read, if any
-        self.by_line: dict[int, list[str]] = {}  # global line index -> kinds mended in it
-
-    def add(self, kind: str, file: Path | str, episode: int | None, example: str, count: int = 1,
-            lines: Iterable[int] = ()) -> None:
-        if self.strict:
-            raise DramaError(
-                f"{MEND_KINDS[kind]} ({example})", file=file, episode=episode,
-                hint="fix the file, or run without --strict to have it mended and reported",
-            )
-        for line in (self.line,) if self.line is not None else lines:
-            self.by_line.setdefault(int(line), []).append(kind)
-        key = (kind, str(file))
-        old = self._found.get(key)
-        self._found[key] = Mend(kind, str(file), episode, count, example) if old is None else \
-            Mend(kind, old.file, old.episode, old.count + count, old.example)
-
-    def found(self) -> list[Mend]:
-        return list(self._found.values())
-
-
-def parse_time(value: Any, *, file: Path, episode: int, line: int, field: str, mends: Mends | None = None,
-               item: str = "line") -> int:
-    """'HH:MM:SS.mmm' -> milliseconds (minutes/seconds of 60 or more roll over, as a mend)."""
-    match = _TIME.match(value) if isinstance(value, str) else None
-    if match is None:
-        raise DramaError(
-            f"bad timestamp {value!r}", file=file, episode=episode, line=line, field=field,
-            hint="expected HH:MM:SS.mmm, e.g. 00:01:28.200",
-        )
-    hours, minutes, seconds, frac = match.groups()
-    millis = int((frac or "0").ljust(3, "0"))
-    total = ((int(hours) * 60 + int(minutes)) * 60 + int(seconds)) * 1000 + millis
-    if int(minutes) >= 60 or int(seconds) >= 60:
-        if mends is None:
-            raise DramaError(f"bad timestamp {value!r}", file=file, episode=episode, line=line, field=field,
-                             hint="minutes and seconds run 00..59")
-        mends.add("time_rollover", file, episode, f"{item} {line}, field '{field}': {value!r} -> {format_time(total)}")
-    return total
-
-
-def format_time(ms: int) -> str:
-    ms = int(ms)
-    hours, rest = divmod(ms, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    seconds, millis = divmod(rest, 1000)
-    return f"{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}"
-
-
-def read_json(path: Path, mends: Mends | None = None) -> Any:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DramaError(f"cannot read: {exc.strerror}", file=path) from exc
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-        if mends is not None:
-            mends.add("bom", path, None, "at the start of the file")
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DramaError(
-            f"not UTF-8 text (byte {exc.start})", file=path, hint="re-save the file as UTF-8"
-        ) from exc
-    try:
-        return _loads(raw)
-    except ValueError as exc:
-        raise DramaError(f"not valid JSON: {exc}", file=path) from exc
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write via a temp file and rename, so a crash never leaves a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes the file private; give it the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def check_writable(path: str | Path, option: str, *, folder: bool) -> None:
-    """Refuse, before any work is done, an output path that cannot be written: a file where a
-    folder is wanted (or the other way round), or a place this process may not write to
-    (tried for real with a temporary file, so read-only mounts are caught too)."""
-    path = Path(path)
-    if folder and path.exists() and not path.is_dir():
-        raise DramaError("exists and is not a folder", file=path, field=option, hint="give a folder path")
-    if not folder and path.is_dir():
-        raise DramaError("is a folder", file=path, field=option, hint="give a file name inside it")
-    existing = path if folder else path.parent
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise DramaError(f"{existing} is a file, so nothing can be written below it", file=path, field=option,
-                         hint="choose another output path")
-    try:
-        fd, probe = tempfile.mkstemp(dir=existing, prefix=".dramasr-probe-", suffix=".tmp")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise DramaError(f"cannot write into {existing} ({exc.strerror})", file=path, field=option,
-                         hint="choose a folder you can write to") from None
-    if not folder and path.exists() and not os.access(path, os.W_OK):
-        raise DramaError("the file exists and is read-only", file=path, field=option,
-                         hint="choose another name or make it writable")
-
-
-def write_json(path: Path, obj: Any) -> None:
-    write_bytes_atomic(path, _dumps(obj))
 
 
 def _episode_files(folder: Path, suffix: str) -> dict[int, Path]:
@@ -176,7 +35,7 @@ def _episode_files(folder: Path, suffix: str) -> dict[int, Path]:
     for path in sorted(folder.iterdir()):
         if path.suffix != suffix or path.name.startswith("."):
             continue
-        match = _EPISODE_FILE.match(path.name)
+        match = EPISODE_FILE.match(path.name)
         if match is None:
             if path.name == "face_info.json":
                 continue
@@ -565,99 +424,3 @@ class _FaceColumns:
             box=np.asarray(self.boxes, np.int32).reshape(-1, 4),
             extra_ids=self.extra, id_count=np.asarray(self.ids, np.int32),
         )
-
-
-# ----------------------------------------------------------------------------- writing
-
-
-def _line_objects(drama: Drama, ep: Episode) -> Iterator[dict[str, Any]]:
-    lines = drama.lines
-    keys = ep.line_keys or ("episode_idx", "object_idx", "start_time", "end_time", "start_frame",
-                            "end_frame", "geometry", "text", "overlap", "auxiliary_text", "character")
-    for k, row in enumerate(range(ep.line_start, ep.line_stop)):
-        values = {
-            "episode_idx": ep.episode_idx, "object_idx": k,
-            "start_time": format_time(lines.start_ms[row]), "end_time": format_time(lines.end_ms[row]),
-            "start_frame": int(lines.start_frame[row]), "end_frame": int(lines.end_frame[row]),
-            "geometry": {}, "text": lines.text[row], "character": lines.speaker[row],
-        }
-        if lines.overlap[row] != ABSENT:
-            values["overlap"] = bool(lines.overlap[row])
-        if lines.auxiliary_text[row] is not None:
-            values["auxiliary_text"] = lines.auxiliary_text[row]
-        yield {key: values[key] for key in keys if key in values} | {
-            key: v for key, v in values.items() if key not in keys
-        }
-
-
-def _face_objects(drama: Drama, ep: Episode) -> Iterator[dict[str, Any]]:
-    faces = drama.faces
-    for row in range(ep.face_start, ep.face_stop):
-        lo, hi = faces.frame_offsets[row], faces.frame_offsets[row + 1]
-        frame_list = {
-            str(k): {"frame": int(faces.frame[j]), "box": {str(c): int(v) for c, v in enumerate(faces.box[j])}}
-            for k, j in enumerate(range(lo, hi))
-        }
-        if row in faces.extra_ids:
-            identities = faces.extra_ids[row]
-        elif faces.name[row] or faces.score[row]:
-            identities = [{"name": faces.name[row], "score": float(faces.score[row]), "source": {}}]
-        else:
-            identities = []
-        id_count = int(faces.id_count[row]) if faces.id_count is not None else len(identities)
-        yield {
-            "episode_idx": ep.episode_idx, "object_idx": int(faces.object_idx[row]),
-            "start_time": format_time(faces.start_ms[row]), "end_time": format_time(faces.end_ms[row]),
-            "start_frame": int(faces.start_frame[row]), "end_frame": int(faces.end_frame[row]),
-            "geometry": {"active_frames": int(faces.active_frames[row]), "active_frame_list": frame_list},
-            "ids": id_count, "id_list": {str(k): ident for k, ident in enumerate(identities)},
-        }
-
-
-def save_drama(drama: Drama, path: str | Path) -> Path:
-    """Write a drama in the release layout; files are replaced atomically one by one."""
-    root = Path(path)
-    for ep in drama.episodes:
-        objects = list(_line_objects(drama, ep))
-        write_json(root / "subtitle_data" / f"{ep.stem}.json", {
-            "episode_idx": ep.episode_idx, "objects": len(objects),
-            "object_list": {str(k): obj for k, obj in enumerate(objects)},
-        })
-        faces = list(_face_objects(drama, ep))
-        if drama.face_info or len(drama.faces):
-            write_json(root / "face_data" / f"{ep.stem}.json", {
-                "episode_idx": ep.episode_idx, "objects": len(faces),
-                "object_list": {str(k): obj for k, obj in enumerate(faces)},
-            })
-        target = root / "sv_embedding" / f"{ep.stem}.npy"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.stem}.tmp.npy")
-        np.save(tmp, drama.lines.embedding[ep.line_start:ep.line_stop])
-        os.replace(tmp, target)
-    if drama.face_info:
-        write_json(root / "face_data" / "face_info.json", drama.face_info)
-    if drama.relation is not None:
-        write_json(root / "relation.json", drama.relation)
-    if drama.captions is not None:
-        write_json(root / "caption.json", drama.captions)
-    for key, seeds in drama.seed_files.items():
-        write_json(root / f"init_seeds_{key}.json", seeds)
-    _remove_stale_episodes(root, {ep.stem for ep in drama.episodes})
-    for key, label_path in drama.label_files.items():
-        if Path(label_path).resolve() != (root / f"prop_labels_{key}.json").resolve():
-            write_bytes_atomic(root / f"prop_labels_{key}.json", Path(label_path).read_bytes())
-    return root
-
-
-def _remove_stale_episodes(root: Path, stems: set[str]) -> None:
-    """Drop episode files of an earlier, longer drama written to the same folder.
-
-    Left in place they would be read back as episodes of this drama.
-    """
-    for sub, suffix in (("subtitle_data", ".json"), ("face_data", ".json"), ("sv_embedding", ".npy")):
-        folder = root / sub
-        if not folder.is_dir():
-            continue
-        for path in folder.iterdir():
-            if path.suffix == suffix and _EPISODE_FILE.match(path.name) and path.stem not in stems:
-                path.unlink()
