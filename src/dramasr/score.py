@@ -50,7 +50,7 @@ class DurationBucket:
 # Durations are end - start of the HH:MM:SS.mmm strings, in whole milliseconds, and the
 # intervals are half-open: a 1.000 s line is in "1-2s", a 0.999 s line in "<1s". This
 # reproduces every per-bucket figure of shared/reference/lp_reference.json exactly; the
-# closed-on-the-right convention (<=1 s) misses them by up to 2.7 points.
+# closed-on-the-right convention (<=1 s) does not.
 DURATION_BUCKETS: tuple[DurationBucket, ...] = (
     DurationBucket("<1s", 0, 1000),
     DurationBucket("1-2s", 1000, 2000),
