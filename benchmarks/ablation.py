@@ -26,7 +26,9 @@ from dramasr.attribute import attribute, propagate_labels
 from dramasr.data import load_drama
 from dramasr.reason.model import AttributionModel, default_model_path
 from dramasr.score import line_correct, scored_mask
-from dramasr.train import FULL_TOOLS, fit_model, training_set
+from dramasr.train import DEFAULT_SETTINGS, fit_model, training_set
+
+FULL_TOOLS = DEFAULT_SETTINGS.full_tools
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -48,7 +50,7 @@ def main() -> None:
     print(f"training rows and group stage ({time.time() - t0:.0f} s)", flush=True)
     models: dict[str, AttributionModel] = {}
     for removed in ("none", *(args.tool or FULL_TOOLS)):
-        models[removed] = fit_model(train_set, tuple(t for t in FULL_TOOLS if t != removed))
+        models[removed] = fit_model(train_set, DEFAULT_SETTINGS, tuple(t for t in FULL_TOOLS if t != removed))
         print(f"trained without {removed} ({time.time() - t0:.0f} s)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         rebuilt = models["none"].save(Path(tmp) / "attribution.npz")

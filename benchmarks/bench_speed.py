@@ -33,11 +33,17 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "dramasr"
 
 # (module, attribute, stage): wrapped in the child to time the stages
+# (both names of a table builder: before issue 18 they were `audio_tables` etc., now `build_*`;
+# a name a version lacks is skipped)
 _STAGES = [
     ("dramasr.tools.audio_sim", "audio_tables", "tables"),
+    ("dramasr.tools.audio_sim", "build_audio_tables", "tables"),
     ("dramasr.tools.audio_sim", "cohort_stats", "tables"),
+    ("dramasr.tools.audio_sim", "build_cohort_stats", "tables"),
     ("dramasr.tools.voice_cluster", "cluster_tables", "tables"),
+    ("dramasr.tools.voice_cluster", "build_cluster_tables", "tables"),
     ("dramasr.tools.audio_sim", "voice_model", "voice model"),
+    ("dramasr.tools.audio_sim", "build_voice_model", "voice model"),
     ("dramasr.reason.policy", "resolve_groups", "groups"),
 ]
 
@@ -66,7 +72,9 @@ def timed(fn, stage):
 
 STAGES = json.loads(sys.argv[3])
 for module, name, stage in STAGES:
-    original = getattr(importlib.import_module(module), name)
+    original = getattr(importlib.import_module(module), name, None)
+    if original is None:
+        continue
     wrapped = timed(original, stage)
     for mod in list(sys.modules.values()):  # every module that imported it by name
         if getattr(mod, "__name__", "").startswith("dramasr") and getattr(mod, name, None) is original:

@@ -33,13 +33,7 @@ from dramasr.reason.model import normalise, top_two
 from dramasr.reason.policy import scored_labels
 from dramasr.tools import label_state_from_release
 from dramasr.train import (
-    AUGMENT_SEEDS,
-    CHEAP_TOOLS,
-    FULL_TOOLS,
-    GROUP_THRESHOLD,
-    HGB_PARAMS,
-    LINE_RUN_EPISODES,
-    MARGIN_THRESHOLD,
+    DEFAULT_SETTINGS,
     _columns,
     context_rows,
     episode_folds,
@@ -53,6 +47,12 @@ from dramasr.train import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = DEFAULT_SETTINGS  # what `dramasr train` uses
+CHEAP_TOOLS, FULL_TOOLS = SETTINGS.cheap_tools, SETTINGS.full_tools
+HGB_PARAMS, MARGIN_THRESHOLD = SETTINGS.tree_params, SETTINGS.margin_threshold
+GROUP_THRESHOLD = SETTINGS.group_threshold
+LINE_RUN_EPISODES = SETTINGS.line_run_episodes
+AUGMENT_SEEDS: tuple[str, ...] = ()  # seed sets (init_seeds_<key>) whose propagation adds training rows
 
 
 def main() -> None:
@@ -93,7 +93,7 @@ def main() -> None:
         t = time.time()
         for small in small_drama_contexts(data.ctx, widths):
             part = context_rows(small)
-            refined = refinement_rows(part, HGB_PARAMS, MARGIN_THRESHOLD)
+            refined = refinement_rows(part, SETTINGS)
             numbers = [ep.number for ep in small.drama.episodes]
             runs.append((numbers[0], numbers[-1], part, refined if refined is not None else part))
         pairs = sum(len(run[2].y) for run in runs)

@@ -36,7 +36,7 @@ from dramasr.reason.groups import (
 )
 from dramasr.tools import Context
 from dramasr.train import (
-    GROUP_THRESHOLD,
+    DEFAULT_SETTINGS,
     episode_folds,
     group_row_spans,
     group_stage,
@@ -45,6 +45,7 @@ from dramasr.train import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+GROUP_THRESHOLD = DEFAULT_SETTINGS.group_threshold
 FACE, RANK, BEST = (FEATURES.index(n) for n in ("group_face_share", "group_face_rank", "group_best_face_share"))
 
 
@@ -86,7 +87,8 @@ def main() -> None:
     ctx = Context.build(drama, propagate_labels(drama, {c["name"]: c["utterance_list"] for c in seeds
                                                         if c["utterance_list"]}))
     parts = [("whole", ctx, part_rows(ctx, whole=True))]
-    parts += [("run", small, part_rows(small, whole=False)) for small in small_drama_contexts(ctx)]
+    parts += [("run", small, part_rows(small, whole=False))
+              for small in small_drama_contexts(ctx, DEFAULT_SETTINGS.group_block_episodes)]
     print(f"training groups built in {time.time() - t:.0f} s")
     span = np.concatenate([p["span"] for _, _, p in parts])
     X, y = np.concatenate([p["X"] for _, _, p in parts]), np.concatenate([p["y"] for _, _, p in parts])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from dramasr.attribute import attribute, propagate_labels
 from dramasr.data import load_drama
 from dramasr.data.model import Drama
 from dramasr.score import line_correct, scored_mask
-from dramasr.train import LINE_RUN_EPISODES, run_seeds, train
+from dramasr.train import DEFAULT_SETTINGS, run_seeds, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +53,8 @@ def main() -> None:
     t = time.time()
     states = [propagate_labels(rest, rest_seeds)]
     states += [propagate_labels(rest, key) for key in args.augment.split(",") if key]
-    model = train([rest] * len(states), states, line_runs=run_widths(args.line_runs, LINE_RUN_EPISODES))
+    widths = run_widths(args.line_runs, DEFAULT_SETTINGS.line_run_episodes)
+    model = train([rest] * len(states), states, replace(DEFAULT_SETTINGS, line_run_episodes=widths))
     print(f"trained on episodes {rest.episodes[0].number}-{rest.episodes[-1].number} in {time.time() - t:.0f} s")
     result = attribute(small, seeds=small_seeds, model=model)
     truth = small.lines.speaker

@@ -16,11 +16,12 @@ from dramasr.reason.features import candidate_pairs
 from dramasr.reason.model import AttributionModel, TreeEnsemble, default_model_path, top_two
 from dramasr.reason.policy import speaker_names
 from dramasr.tools import Context, LabelState, label_state_from_release
-from dramasr.train import FULL_TOOLS, SEED_MIN_S, fit_model, run_seeds, train, training_set
+from dramasr.train import DEFAULT_SETTINGS, fit_model, run_seeds, train, training_set
 
 A, B = "周秉义", "郑娟"
 SMALL = {"max_iter": 15, "learning_rate": 0.2, "max_leaf_nodes": 7, "min_samples_leaf": 2,
          "early_stopping": False, "random_state": 0}
+QUICK = replace(DEFAULT_SETTINGS, tree_params=SMALL)  # small trees: tests fit in seconds
 
 
 def _dialogue(n_scenes: int = 12, seed: int = 0, faces: bool = True, dim: int = 16):
@@ -64,8 +65,8 @@ def test_exported_trees_match_sklearn():
 
 def test_training_is_deterministic(tmp_path):
     drama, state = _dialogue()
-    first = train([drama], [state], params=SMALL)
-    second = train([drama], [state], params=SMALL)
+    first = train([drama], [state], QUICK)
+    second = train([drama], [state], QUICK)
     a = first.save(tmp_path / "a.npz").read_bytes()
     b = second.save(tmp_path / "b.npz").read_bytes()
     assert a == b
@@ -76,10 +77,10 @@ def test_training_is_deterministic(tmp_path):
 def test_a_model_without_a_tool_reads_none_of_its_columns(tmp_path):
     drama, state = _dialogue()
     train_set = training_set([drama], [state])
-    full = fit_model(train_set, params=SMALL)
+    full = fit_model(train_set, QUICK)
     assert full.save(tmp_path / "a.npz").read_bytes() == \
-        train([drama], [state], params=SMALL).save(tmp_path / "b.npz").read_bytes()
-    less = fit_model(train_set, tuple(t for t in FULL_TOOLS if t != "dialogue_context"), params=SMALL)
+        train([drama], [state], QUICK).save(tmp_path / "b.npz").read_bytes()
+    less = fit_model(train_set, QUICK, tuple(t for t in QUICK.full_tools if t != "dialogue_context"))
     assert "dialogue_context" in full.cheap.tools and "ctx_prev" in full.refine_full.feature_names
     for stage in (less.cheap, less.full, less.refine_cheap, less.refine_full):
         assert "dialogue_context" not in stage.tools
@@ -90,7 +91,7 @@ def test_a_model_without_a_tool_reads_none_of_its_columns(tmp_path):
 
 def test_model_file_round_trips(tmp_path):
     drama, state = _dialogue()
-    model = train([drama], [state], params=SMALL, margin_threshold=0.3, passes=3)
+    model = train([drama], [state], replace(QUICK, margin_threshold=0.3, passes=3))
     loaded = AttributionModel.load(model.save(tmp_path / "m.npz"))
     assert loaded.passes == 3 and loaded.margin_threshold == 0.3 and loaded.final_pass == model.final_pass
     assert not AttributionModel.load(replace(model, final_pass=False).save(tmp_path / "n.npz")).final_pass
@@ -106,7 +107,7 @@ def test_model_file_round_trips(tmp_path):
 
 def test_one_episode_drama_trains_without_refinement_stages():
     drama, state = _dialogue(n_scenes=4)  # one episode: no fold to hold out
-    model = train([drama], [state], params=SMALL, passes=2)
+    model = train([drama], [state], replace(QUICK, passes=2))
     assert model.refine_cheap is None and model.stages(1) == (model.cheap, model.full)
     assert len(attribute(drama, labels=state, model=model).labels) == len(drama.lines)
 
@@ -122,7 +123,7 @@ def test_bad_model_file_is_a_clear_error(tmp_path):
 
 def test_drama_without_relations_captions_or_faces_is_attributed():
     train_drama, train_state = _dialogue(seed=0)
-    model = train([train_drama], [train_state], params=SMALL)
+    model = train([train_drama], [train_state], QUICK)
     drama, state = _dialogue(seed=3, faces=False)
     assert drama.relation is None and drama.captions is None and len(drama.faces) == 0
     result = attribute(drama, labels=state, model=model)
@@ -137,7 +138,7 @@ def test_drama_without_relations_captions_or_faces_is_attributed():
 
 def test_reasoning_fixes_propagation_on_a_clear_dialogue():
     train_drama, train_state = _dialogue(seed=0)
-    model = train([train_drama], [train_state], params=SMALL)
+    model = train([train_drama], [train_state], QUICK)
     drama, state = _dialogue(seed=5)
     result = attribute(drama, labels=state, model=model)
     truth = np.asarray(drama.lines.speaker)
@@ -194,7 +195,7 @@ def test_shipped_model_matches_the_feature_code():
 
 def test_drama_without_faces_still_names_its_seed_characters():
     train_drama, train_state = _dialogue(seed=0)
-    model = train([train_drama], [train_state], params=SMALL)
+    model = train([train_drama], [train_state], QUICK)
     drama, state = _dialogue(seed=4, faces=False)
     result = attribute(drama, labels=state, model=model)
     assert {A, B} <= set(result.labels)
@@ -223,7 +224,7 @@ def test_a_shared_subtitle_predicted_as_other_is_named_as_the_release_does():
 
 def test_attribution_records_a_shared_subtitle():
     train_drama, train_state = _dialogue(seed=0)
-    model = train([train_drama], [train_state], params=SMALL)
+    model = train([train_drama], [train_state], QUICK)
     drama, state = _dialogue(seed=5)
     drama.lines.text[4] = "走吧 哥/没事"
     result = attribute(drama, labels=state, model=model)
@@ -296,7 +297,7 @@ def test_final_pass_rereads_the_other_lines_and_keeps_the_group_decisions():
     from dramasr.reason.policy import _final_pass, _one_pass, resolve_groups
 
     drama, state = _dialogue()
-    model = train([drama], [state], params=SMALL)
+    model = train([drama], [state], QUICK)
     fresh = _drifted_scene(31)
     rows = candidate_pairs(fresh, np.arange(len(fresh.drama.lines)))
     # as if the line passes had kept propagation's labels: 新角色-1 is A's drifted voice
@@ -329,7 +330,7 @@ def test_a_run_of_episodes_is_seeded_as_the_protocol_seeds_a_drama():
     for name in (B, C):
         own = [i for i, spec in enumerate(lines) if spec[3] == name]
         assert len(seeds[name]) == 1 and set(seeds[name]) <= set(own)
-    assert run.lines.duration[seeds[C]].min() >= SEED_MIN_S  # half of C's lines last 1.8 s
+    assert run.lines.duration[seeds[C]].min() >= DEFAULT_SETTINGS.seed_min_s  # half of C's lines last 1.8 s
     assert run_seeds(run, {A: [0]}, draw=3) == seeds
 
 

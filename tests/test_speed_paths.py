@@ -13,9 +13,7 @@ from dramasr.reason.features import candidate_pairs, feature_matrix
 from dramasr.reason.model import TreeEnsemble, load_default_model, select
 from dramasr.synth import synth_drama
 from dramasr.tools import Context
-from dramasr.tools.audio_sim import LOCAL_TOP_K, SCENE_TOP_K, TOP_K, _mask_self, _masked_top_mean, audio_tables
-from dramasr.tools.base import new_character_clusters, scene_ids
-from dramasr.tools.voice_cluster import cluster_candidate_table, cluster_tables
+from dramasr.tools.audio_sim import LOCAL_TOP_K, SCENE_TOP_K, TOP_K, _mask_self, _masked_top_mean
 
 pytest.importorskip("onnxruntime")
 
@@ -89,15 +87,15 @@ def _full_audio_tables(ctx: Context) -> dict[str, np.ndarray]:
     bounds = np.searchsorted(label[order], np.arange(n_classes + 1))
     sorted_unit = np.ascontiguousarray(unit[order])
     out = {k: np.zeros((n, n_classes), np.float32) for k in (
-        "top", "max", "local_top", "local_count", "scene_top", "scene_max", "scene_count", "seed_max")}
+        "top", "best", "local_top", "local_count", "scene_top", "scene_max", "scene_count", "seed_max")}
     for lo in range(0, n, 1024):
         hi = min(n, lo + 1024)
         sims = unit[lo:hi] @ sorted_unit.T
         sims[np.arange(hi - lo), position[lo:hi]] = -2.0
         for c in range(n_classes):
             if bounds[c + 1] > bounds[c]:
-                out["top"][lo:hi, c], out["max"][lo:hi, c] = _masked_top_mean(sims[:, bounds[c]:bounds[c + 1]], TOP_K)
-    scene = scene_ids(ctx)
+                out["top"][lo:hi, c], out["best"][lo:hi, c] = _masked_top_mean(sims[:, bounds[c]:bounds[c + 1]], TOP_K)
+    scene = ctx.tables.scene_id
     for ep in ctx.drama.episodes:
         lo, hi = ep.line_start, ep.line_stop
         sims = unit[lo:hi] @ unit[lo:hi].T
@@ -126,13 +124,13 @@ def test_audio_tables_rebuilt_in_part_equal_a_full_build(synthetic):
     rng = np.random.default_rng(3)
     names = ctx.classes
     for step in range(4):
-        tables = audio_tables(ctx)  # step 0 a full build, then only what the relabelling touched
+        tables = ctx.labels.audio  # step 0 a full build, then only what the relabelling touched
         reference = _full_audio_tables(ctx)
         for key, expected in reference.items():
-            np.testing.assert_array_equal(tables[key], expected, err_msg=f"{key} after {step} relabellings")
-        fresh = audio_tables(Context.build(drama, ctx.state, ctx.classes[:-1]))  # an empty cache
-        for key in fresh:
-            np.testing.assert_array_equal(tables[key], fresh[key], err_msg=key)
+            np.testing.assert_array_equal(getattr(tables, key), expected, err_msg=f"{key} after {step} relabellings")
+        fresh = Context.build(drama, ctx.state, ctx.classes[:-1]).labels.audio  # new tables: a full build
+        for key in vars(fresh):
+            np.testing.assert_array_equal(getattr(tables, key), getattr(fresh, key), err_msg=key)
         label = list(ctx.state.label)
         # a few lines move (the last step: none, as when a pass changes nothing)
         for i in rng.choice(len(label), 0 if step == 2 else 6 * (step + 1), replace=False):
@@ -143,10 +141,10 @@ def test_audio_tables_rebuilt_in_part_equal_a_full_build(synthetic):
 def test_cluster_candidates_at_once_equal_line_by_line(synthetic):
     drama, labels = synthetic
     ctx = Context.build(drama, labels)
-    cluster, n_clusters = new_character_clusters(ctx)
+    cluster, n_clusters = ctx.labels.new_character_clusters
     assert n_clusters > 0
-    table = cluster_candidate_table(ctx, 2)
-    sim = cluster_tables(ctx)["sim"]
+    table = ctx.labels.cluster_candidates(2)
+    sim = ctx.labels.clusters.sim
     for g in range(n_clusters):
         assert table[g].tolist() == [int(c) for c in np.argsort(-sim[g, :ctx.other], kind="stable")[:2]]
     rows = candidate_pairs(ctx, np.flatnonzero(cluster >= 0))

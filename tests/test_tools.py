@@ -245,7 +245,7 @@ def test_voice_model_is_the_same_on_any_core_count(monkeypatch):
     probs = []
     for cores in (1, 2, 3):
         monkeypatch.setattr(audio_sim, "_cores", lambda cores=cores: cores)
-        probs.append(audio_sim.voice_model(Context.build(drama, state, classes=[A, B, C])))
+        probs.append(Context.build(drama, state, classes=[A, B, C]).labels.voice_model)
     assert probs[0].sum(1) == pytest.approx(1.0, abs=1e-5) and probs[0][:40, 0].mean() > 0.5
     np.testing.assert_array_equal(probs[0], probs[1])
     np.testing.assert_array_equal(probs[0], probs[2])

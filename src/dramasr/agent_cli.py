@@ -104,7 +104,7 @@ def apply_llm(drama: Any, records: list[Any], llm: str, *, seeds: str = "1pct", 
     started = time.perf_counter()
     with err_console.status("asking the LLM about low-margin lines ...") as status:
         result = hybrid(ctx, records, backend, config, threshold=threshold, share=share, trajectories=trajectories,
-                        hook=lambda done, total: status.update(f"LLM: {done}/{total} lines"))
+                        hook=lambda step, done, total: status.update(f"{step}: {done}/{total} lines"))
     stats = summary(result.trajectories.values(), time.perf_counter() - started)
     console.print(f"LLM asked about {len(result.sent)} lines (margin < {result.threshold:.4f}): "
                   f"{stats['valid_answer']:.0%} answered, {stats['fallback_share']:.0%} kept the CPU answer, "

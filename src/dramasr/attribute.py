@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,13 +15,13 @@ import numpy as np
 
 from dramasr.data.model import Drama
 from dramasr.data.predictions import PredictionRecord, rank_with_speaker
-from dramasr.reason.features import PairRows, feature_table, line_speech_parts
+from dramasr.progress import Progress
+from dramasr.reason.features import PairRows, feature_table
 from dramasr.reason.model import AttributionModel, load_default_model
 from dramasr.reason.policy import Decisions, run_policy
 from dramasr.tools import Context, LabelState, label_state_from_propagation
 
 log = logging.getLogger(__name__)
-Hook = Callable[[str, float], None]
 
 # evidence columns written per line for the chosen speaker and the runner-up
 _EVIDENCE = {
@@ -50,7 +50,7 @@ class Attribution:
 
 
 def propagate_labels(drama: Drama, seeds: Mapping[str, Sequence[int]] | str | Path = "1pct",
-                     hook: Hook | None = None) -> LabelState:
+                     hook: Progress | None = None) -> LabelState:
     """Our label propagation from the seeds, as the LabelState the tools read (also what training sees)."""
     from dramasr.propagate import propagate_drama
 
@@ -59,34 +59,29 @@ def propagate_labels(drama: Drama, seeds: Mapping[str, Sequence[int]] | str | Pa
 
 def attribute(drama: Drama, *, seeds: Mapping[str, Sequence[int]] | str | Path = "1pct",
               labels: LabelState | None = None, model: AttributionModel | None = None,
-              passes: int | None = None, hook: Hook | None = None) -> Attribution:
+              passes: int | None = None, hook: Progress | None = None) -> Attribution:
     """Attribute every line of a drama.
 
     seeds: a key of the drama's init_seeds_<key>.json (default "1pct"), a path, or
     {name: [line, ...]}; ignored when `labels` (a finished propagation) is given.
     model: the attribution model (default: the one shipped in the package).
-    hook(message, fraction): progress callback.
+    hook(step, done, total): progress (`dramasr.progress`).
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if labels is None:
-        inner = (lambda m, f: hook(f"propagation: {m}", 0.5 * f)) if hook else None
-        labels = propagate_labels(drama, seeds, hook=inner)
+        labels = propagate_labels(drama, seeds, hook=hook)
     timings["propagation_s"] = time.perf_counter() - t0
     model = model or load_default_model()
     t1 = time.perf_counter()
     # no name holds the first context: its label-dependent tables (a first pass's, [lines x
     # characters] each) are freed as soon as run_policy moves on to the next labels
-    final_ctx, decisions = run_policy(
-        Context.build(drama, labels), model, passes=passes,
-        hook=(lambda m, f: hook(m, 0.5 + 0.45 * f)) if hook else None)
+    final_ctx, decisions = run_policy(Context.build(drama, labels), model, passes=passes, hook=hook)
     timings["reasoning_s"] = time.perf_counter() - t1
     records = _records(final_ctx, labels, decisions)
     tool_calls = np.zeros(len(drama.lines), np.int32)
     tool_calls[decisions.lines] = decisions.tool_calls
     timings["total_s"] = time.perf_counter() - t0
-    if hook:
-        hook("attribution done", 1.0)
     return Attribution(records, decisions.labels, list(labels.label), tool_calls, timings)
 
 
@@ -106,7 +101,7 @@ def _records(ctx: Context, labels: LabelState, decisions: Decisions) -> list[Pre
     for i in np.flatnonzero(labels.is_seed).tolist():
         out[i] = PredictionRecord(i, episode[i], labels.label[i], 1.0, None, ((labels.label[i], 1.0),), {"seed": True})
     final = decisions.labels
-    parts = line_speech_parts(ctx)
+    parts = ctx.tables.speech_parts
     second_cls = rows.cls[second_row]
     group_size = decisions.group_size if decisions.group_size is not None else np.zeros(n_lines, np.int32)
     has_voice = drama.lines.has_voice
@@ -162,8 +157,7 @@ def _evidence_values(ctx: Context, rows: PairRows, best_row: np.ndarray,
 
 def attribute_drama(drama: Drama, seeds: Mapping[str, Sequence[int]] | str | Path = "1pct", *,
                     model_path: str | Path | None = None, passes: int | None = None,
-                    hook: Callable[[str, int, int], None] | None = None) -> list[PredictionRecord]:
-    """`dramasr attribute`: the prediction records of every line (hook(stage, done, total))."""
+                    hook: Progress | None = None) -> list[PredictionRecord]:
+    """`dramasr attribute`: the prediction records of every line."""
     model = AttributionModel.load(model_path) if model_path is not None else None
-    report = (lambda message, fraction: hook(message, int(round(100 * fraction)), 100)) if hook else None
-    return attribute(drama, seeds=seeds, model=model, passes=passes, hook=report).records
+    return attribute(drama, seeds=seeds, model=model, passes=passes, hook=hook).records

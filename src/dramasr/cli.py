@@ -22,7 +22,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from dramasr.errors import DramaError
 
@@ -149,20 +149,21 @@ def _resolved_seeds(drama, seeds: str):
 
 @contextmanager
 def _progress():
-    """A hook(stage, done, total) drawing a progress bar on stderr (percent, elapsed time)."""
+    """A `dramasr.progress` hook(step, done, total) drawing the current step as a bar on stderr
+    (its name, done of total, percent, elapsed time)."""
     if options.quiet:
         yield None
         return
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
-                   console=err_console, transient=False)
-    task = bar.add_task("starting", total=100)
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+                   TimeElapsedColumn(), console=err_console, transient=False)
+    task = bar.add_task("starting", total=None)
 
-    def hook(stage: str, done: int | float, total: int | float) -> None:
-        bar.update(task, description=escape(stage), completed=100.0 * done / total if total else 0.0)
+    def hook(step: str, done: int, total: int) -> None:
+        bar.update(task, description=escape(step), completed=done, total=max(total, 1))
 
     with bar:
         yield hook
-        bar.update(task, completed=100.0)
+        bar.update(task, completed=bar.tasks[0].total or 1, total=bar.tasks[0].total or 1)
 
 
 SEEDS_HELP = (
@@ -265,7 +266,7 @@ def propagate(
     resolved = _resolved_seeds(drama, seeds)
     started = time.perf_counter()
     with _progress() as hook:
-        result = propagate_drama(drama, resolved, progress=(lambda m, f: hook(m, f, 1.0)) if hook else None)
+        result = propagate_drama(drama, resolved, progress=hook)
     elapsed = time.perf_counter() - started
     (write_release_labels if output.suffix == ".json" else write_predictions)(result, output)
     console.print(f"propagated {len(drama.lines)} lines in {elapsed:.1f} s -> {output}")

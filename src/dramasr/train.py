@@ -4,7 +4,7 @@ Training rows are the (line, candidate) pairs of every non-seed, non-deleted lin
 context features read from propagation's labels (what the model sees at inference on its
 first pass); the target is "this candidate is the true speaker" (OTHER for extras).
 The same rows are also taken from propagation over runs of the drama's episodes taken as
-dramas of their own (`LINE_RUN_EPISODES`, seeded by `run_seeds`): the regime of a short
+dramas of their own (`TrainingSettings.line_run_episodes`, seeded by `run_seeds`): the regime of a short
 drama, with fewer labelled lines per character and weaker propagation.
 The refinement stages (passes after the first) are trained on the same pairs with context
 read from out-of-fold first-pass labels (what they see at inference): first-pass labels
@@ -15,9 +15,10 @@ is worth more on them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ import numpy as np
 from dramasr.attribute import propagate_labels
 from dramasr.data.model import Drama
 from dramasr.errors import DramaError
+from dramasr.progress import Progress
 from dramasr.reason.features import PairRows, candidate_pairs, feature_table
 from dramasr.reason.groups import FEATURES as GROUP_FEATURES
 from dramasr.reason.groups import TOOLS as GROUP_TOOLS
@@ -33,39 +35,48 @@ from dramasr.reason.model import AttributionModel, Stage, TreeEnsemble, normalis
 from dramasr.tools import Context, LabelState
 
 log = logging.getLogger(__name__)
-Hook = Callable[[str, float], None]
 
-CHEAP_TOOLS = ("audio_sim", "dialogue_context", "voice_cluster")
-FULL_TOOLS = ("audio_sim", "dialogue_context", "voice_cluster", "faces_on_screen", "name_mentions", "char_relation",
-              "scene_caption")
-# chosen by episode-block cross-validation on ren_shi_jian (benchmarks/cv_attribute.py)
-HGB_PARAMS: dict[str, Any] = {
-    "max_iter": 200, "learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 40,
-    "l2_regularization": 1.0, "early_stopping": False, "random_state": 0,
-}
-MARGIN_THRESHOLD = 0.5
-# the group stage (dramasr.reason.groups): its trees, decision threshold, and the runs of
-# episodes taken as small dramas of their own for its training groups
-GROUP_PARAMS: dict[str, Any] = {
-    "max_iter": 150, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 20, "random_state": 0,
-}
-GROUP_THRESHOLD = 0.5
-GROUP_BLOCK_EPISODES = (12, 6)
-# how a run of episodes is seeded for its characters without seeds (`run_seeds`): the
-# protocol's share of each character's lines, and the shortest line it prefers
-SEED_RATE = 0.01
-SEED_MIN_S = 1.5
-# runs of episodes whose propagation also gives the line stages training rows (the regime
-# of a small drama: fewer seeds, weaker propagation); () for the whole drama only
-LINE_RUN_EPISODES: tuple[int, ...] = (12,)
-PASSES = 3
-# after the group stage, one more pass (the last pass's stages) re-reads the lines the group
-# stage left alone in the context of its decisions (chosen on the small-drama check)
-FINAL_PASS = True
-REFINE_FOLDS = 4  # episode blocks for the out-of-fold first-pass labels the refinement stages read
-# extra training rows from propagation with weaker seed sets drawn from the training
-# drama's truth, so the model sees more propagation errors to correct
-AUGMENT_SEEDS: tuple[str, ...] = ()
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Every choice training makes; passed to the functions that read it, never read from globals.
+
+    The values were chosen by cross-validation on the training drama (benchmarks/cv_attribute.py,
+    benchmarks/small_drama_check.py); the model file records them (`AttributionModel.info`).
+    """
+
+    # the tools the first (cheap) stage reads, and those every later stage reads
+    cheap_tools: tuple[str, ...] = ("audio_sim", "dialogue_context", "voice_cluster")
+    full_tools: tuple[str, ...] = ("audio_sim", "dialogue_context", "voice_cluster", "faces_on_screen",
+                                   "name_mentions", "char_relation", "scene_caption")
+    # the line stages' boosted trees
+    tree_params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({
+        "max_iter": 200, "learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 40,
+        "l2_regularization": 1.0, "early_stopping": False, "random_state": 0,
+    }))
+    margin_threshold: float = 0.5  # a line whose cheap-stage margin is below this reads every tool
+    # the group stage (dramasr.reason.groups): its trees, its decision threshold, and the runs
+    # of episodes taken as small dramas of their own for its training groups
+    group_params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({
+        "max_iter": 150, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 20, "random_state": 0,
+    }))
+    group_threshold: float = 0.5
+    group_block_episodes: tuple[int, ...] = (12, 6)
+    # how a run of episodes is seeded for its characters without seeds (`run_seeds`): the
+    # protocol's share of each character's lines, and the shortest line it prefers
+    seed_rate: float = 0.01
+    seed_min_s: float = 1.5
+    # runs of episodes whose propagation also gives the line stages training rows (the regime
+    # of a small drama: fewer seeds, weaker propagation); () for the whole drama only
+    line_run_episodes: tuple[int, ...] = (12,)
+    passes: int = 3
+    # after the group stage, one more pass (the last pass's stages) re-reads the lines the
+    # group stage left alone in the context of its decisions
+    final_pass: bool = True
+    refine_folds: int = 4  # episode blocks for the out-of-fold first-pass labels the refinement stages read
+
+
+DEFAULT_SETTINGS = TrainingSettings()
 
 
 @dataclass
@@ -80,13 +91,13 @@ class TrainingRows:
     row_episode: np.ndarray  # int32 [P]
 
 
-def training_rows(drama: Drama, state: LabelState, tools: Sequence[str] = FULL_TOOLS) -> TrainingRows:
+def training_rows(drama: Drama, state: LabelState, tools: Sequence[str] = DEFAULT_SETTINGS.full_tools) -> TrainingRows:
     return context_rows(Context.build(drama, state), tools)
 
 
-def context_rows(ctx: Context, tools: Sequence[str] = FULL_TOOLS) -> TrainingRows:
+def context_rows(ctx: Context, tools: Sequence[str] = DEFAULT_SETTINGS.full_tools) -> TrainingRows:
     """The (line, candidate) pairs of every non-seed, non-deleted line of a context's drama,
-    with the tools' features and the truth (the context's cache is shared, not rebuilt)."""
+    with the tools' features and the truth (the context's tables are shared, not rebuilt)."""
     drama = ctx.drama
     lines = np.flatnonzero(~ctx.state.is_seed & ~drama.lines.deleted)
     rows = candidate_pairs(ctx, lines)
@@ -96,10 +107,10 @@ def context_rows(ctx: Context, tools: Sequence[str] = FULL_TOOLS) -> TrainingRow
     return TrainingRows(drama, ctx, rows, X, names, owner, y, drama.lines.episode[rows.line])
 
 
-def fit_trees(X: np.ndarray, y: np.ndarray, params: dict[str, Any] | None = None) -> TreeEnsemble:
+def fit_trees(X: np.ndarray, y: np.ndarray, params: Mapping[str, Any]) -> TreeEnsemble:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    estimator = HistGradientBoostingClassifier(**(params or HGB_PARAMS))
+    estimator = HistGradientBoostingClassifier(**params)
     estimator.fit(X, y)
     return TreeEnsemble.from_sklearn(estimator)
 
@@ -110,8 +121,8 @@ def _columns(owner: list[str], tools: Sequence[str]) -> list[int]:
     return [k for k, o in enumerate(owner) if o in keep]
 
 
-def stage_from(data: TrainingRows, tools: Sequence[str], mask: np.ndarray | None = None,
-               params: dict[str, Any] | None = None) -> Stage:
+def stage_from(data: TrainingRows, tools: Sequence[str], params: Mapping[str, Any],
+               mask: np.ndarray | None = None) -> Stage:
     cols = _columns(data.owner, tools)
     X = data.X[:, cols] if mask is None else data.X[mask][:, cols]
     y = data.y if mask is None else data.y[mask]
@@ -130,75 +141,76 @@ class TrainingSet:
 
 
 def training_set(dramas: Sequence[Drama], states: Sequence[LabelState],
-                 line_runs: Sequence[int] = LINE_RUN_EPISODES, hook: Hook | None = None) -> TrainingSet:
+                 settings: TrainingSettings = DEFAULT_SETTINGS, hook: Progress | None = None) -> TrainingSet:
     """Training rows from the training dramas (their propagation labels as context) and from
-    propagation over runs of `line_runs` of their episodes taken as dramas of their own
-    (`small_drama_contexts`); the group stage fitted on `group_training_rows`."""
+    propagation over runs of `settings.line_run_episodes` of their episodes taken as dramas of
+    their own (`small_drama_contexts`); the group stage fitted on `group_training_rows`."""
     wholes = []
     for k, (drama, state) in enumerate(zip(dramas, states, strict=True)):
         if hook:
-            hook(f"features of {drama.name}", k / (len(dramas) + 1))
-        wholes.append(training_rows(drama, state))
-    runs = [context_rows(small) for part in wholes
-            for small in (small_drama_contexts(part.ctx, line_runs) if line_runs else [])]
+            hook(f"features of {drama.name}", k, len(dramas))
+        wholes.append(training_rows(drama, state, settings.full_tools))
+    line_runs = settings.line_run_episodes
+    runs = [context_rows(small, settings.full_tools) for part in wholes
+            for small in (small_drama_contexts(part.ctx, line_runs, settings) if line_runs else [])]
     parts = wholes + runs
     if hook:
-        hook("training groups for the group stage", len(dramas) / (len(dramas) + 1))
-    groups = group_stage(*group_training_rows([part.ctx for part in wholes])[:2])
+        hook("training groups for the group stage", len(dramas), len(dramas))
+    groups = group_stage(*group_training_rows([part.ctx for part in wholes], settings)[:2], settings.group_params)
     data = parts[0] if len(parts) == 1 else _concat(parts)
     return TrainingSet([d.name for d in dramas], parts, data, groups, tuple(line_runs))
 
 
-def fit_model(train_set: TrainingSet, tools: Sequence[str] = FULL_TOOLS, *, params: dict[str, Any] | None = None,
-              margin_threshold: float = MARGIN_THRESHOLD, passes: int = PASSES,
-              hook: Hook | None = None) -> AttributionModel:
-    """The line stages fitted on a training set, reading `tools` (the cheap stage those of
-    them in CHEAP_TOOLS), with the training set's group stage."""
-    cheap_tools = tuple(t for t in CHEAP_TOOLS if t in tools)
-    full_tools = tuple(t for t in FULL_TOOLS if t in tools)
+def fit_model(train_set: TrainingSet, settings: TrainingSettings = DEFAULT_SETTINGS,
+              tools: Sequence[str] | None = None, hook: Progress | None = None) -> AttributionModel:
+    """The line stages fitted on a training set, reading `tools` (default: every tool of the
+    settings; the cheap stage those of them in `settings.cheap_tools`), with the training
+    set's group stage."""
+    tools = settings.full_tools if tools is None else tools
+    cheap_tools = tuple(t for t in settings.cheap_tools if t in tools)
+    full_tools = tuple(t for t in settings.full_tools if t in tools)
+    params = settings.tree_params
     data = train_set.data
+    steps = 4 if settings.passes > 1 else 2
     if hook:
-        hook("fitting the cheap stage", 0.0)
-    cheap = stage_from(data, cheap_tools, params=params)
+        hook("fitting the cheap stage", 0, steps)
+    cheap = stage_from(data, cheap_tools, params)
     if hook:
-        hook("fitting the full stage", 0.25)
-    full = stage_from(data, full_tools, params=params)
+        hook("fitting the full stage", 1, steps)
+    full = stage_from(data, full_tools, params)
     refine_cheap = refine_full = None
-    if passes > 1:
+    if settings.passes > 1:
         if hook:
-            hook("out-of-fold first-pass labels for the refinement stages", 0.5)
-        second = [refinement_rows(part, params, margin_threshold, cheap_tools=cheap_tools, full_tools=full_tools)
+            hook("out-of-fold first-pass labels for the refinement stages", 2, steps)
+        second = [refinement_rows(part, settings, cheap_tools=cheap_tools, full_tools=full_tools)
                   for part in train_set.parts]
         if all(part is not None for part in second):
             refined = second[0] if len(second) == 1 else _concat(second)  # type: ignore[arg-type]
             if hook:
-                hook("fitting the refinement stages", 0.85)
-            refine_cheap = stage_from(refined, cheap_tools, params=params)
-            refine_full = stage_from(refined, full_tools, params=params)
+                hook("fitting the refinement stages", 3, steps)
+            refine_cheap = stage_from(refined, cheap_tools, params)
+            refine_full = stage_from(refined, full_tools, params)
         else:
             log.warning("a training drama has fewer than 2 episodes: every pass uses the first-pass stages")
     if hook:
-        hook("trained", 1.0)
+        hook("trained", steps, steps)
     import sklearn
 
     info = {"trained_on": train_set.dramas, "pairs": len(data.y), "sklearn": sklearn.__version__,
-            "params": params or HGB_PARAMS, "group_params": GROUP_PARAMS,
-            "group_block_episodes": list(GROUP_BLOCK_EPISODES), "line_run_episodes": list(train_set.line_runs)}
-    return AttributionModel(cheap, full, margin_threshold, passes, info, refine_cheap, refine_full,
-                            train_set.groups, GROUP_THRESHOLD, FINAL_PASS)
+            "params": dict(params), "group_params": dict(settings.group_params),
+            "group_block_episodes": list(settings.group_block_episodes),
+            "line_run_episodes": list(train_set.line_runs)}
+    return AttributionModel(cheap, full, settings.margin_threshold, settings.passes, info, refine_cheap, refine_full,
+                            train_set.groups, settings.group_threshold, settings.final_pass)
 
 
-def train(dramas: Sequence[Drama], states: Sequence[LabelState], *, params: dict[str, Any] | None = None,
-          margin_threshold: float = MARGIN_THRESHOLD, passes: int = PASSES,
-          line_runs: Sequence[int] = LINE_RUN_EPISODES, hook: Hook | None = None) -> AttributionModel:
+def train(dramas: Sequence[Drama], states: Sequence[LabelState], settings: TrainingSettings = DEFAULT_SETTINGS,
+          hook: Progress | None = None) -> AttributionModel:
     """The attribution model on the training dramas: `training_set`, then `fit_model` with every tool."""
-    train_set = training_set(dramas, states, line_runs,
-                             hook=(lambda m, f: hook(m, 0.4 * f)) if hook else None)
-    return fit_model(train_set, params=params, margin_threshold=margin_threshold, passes=passes,
-                     hook=(lambda m, f: hook(m, 0.4 + 0.6 * f)) if hook else None)
+    return fit_model(training_set(dramas, states, settings, hook=hook), settings, hook=hook)
 
 
-def episode_blocks(drama: Drama, widths: Sequence[int] = GROUP_BLOCK_EPISODES) -> list[tuple[int, int]]:
+def episode_blocks(drama: Drama, widths: Sequence[int]) -> list[tuple[int, int]]:
     """(first, last) episode numbers of consecutive runs of `width` episodes, for each width
     (a drama with no more episodes than the width gives none)."""
     numbers = [ep.number for ep in drama.episodes]
@@ -206,32 +218,34 @@ def episode_blocks(drama: Drama, widths: Sequence[int] = GROUP_BLOCK_EPISODES) -
             for w in widths if len(numbers) > w for k in range(0, len(numbers), w)]
 
 
-def small_drama_contexts(ctx: Context, widths: Sequence[int] = GROUP_BLOCK_EPISODES) -> list[Context]:
+def small_drama_contexts(ctx: Context, widths: Sequence[int],
+                         settings: TrainingSettings = DEFAULT_SETTINGS) -> list[Context]:
     """Contexts of propagation over runs of the drama's episodes taken as dramas of their
     own, each seeded as the protocol seeds a drama (`run_seeds`). A run's context is kept in
-    the drama's cache, so the line stages and the group stage propagate it once."""
+    the drama's tables, so the line stages and the group stage propagate it once."""
+    runs = ctx.tables.episode_runs
     out = []
     for first, last in episode_blocks(ctx.drama, widths):
-        key = ("episode_run", first, last)
-        if key not in ctx.cache:
-            ctx.cache[key] = _run_context(ctx, first, last)
-        if ctx.cache[key] is not None:
-            out.append(ctx.cache[key])
+        if (first, last) not in runs:
+            runs[first, last] = _run_context(ctx, first, last, settings)
+        if (run := runs[first, last]) is not None:
+            out.append(run)
     return out
 
 
-def _run_context(ctx: Context, first: int, last: int) -> Context | None:
+def _run_context(ctx: Context, first: int, last: int, settings: TrainingSettings) -> Context | None:
     """Propagation over episodes first..last of the drama from `run_seeds` (None: no seeds)."""
     small = ctx.drama.episode_range(first, last)
     lo = next(ep.line_start for ep in ctx.drama.episodes if ep.number == first)
     inherited: dict[str, list[int]] = {}
     for i in np.flatnonzero(ctx.state.is_seed[lo:lo + len(small.lines)]).tolist():
         inherited.setdefault(ctx.state.label[lo + i], []).append(i)
-    seeds = run_seeds(small, inherited, draw=first)
+    seeds = run_seeds(small, inherited, draw=first, settings=settings)
     return Context.build(small, propagate_labels(small, seeds)) if seeds else None
 
 
-def run_seeds(run: Drama, inherited: dict[str, list[int]], draw: int = 0) -> dict[str, list[int]]:
+def run_seeds(run: Drama, inherited: dict[str, list[int]], draw: int = 0,
+              settings: TrainingSettings = DEFAULT_SETTINGS) -> dict[str, list[int]]:
     """Seeds of a run of a training drama's episodes taken as a drama of its own, as the
     protocol seeds a whole drama: every named character who speaks in it has some.
 
@@ -249,15 +263,15 @@ def run_seeds(run: Drama, inherited: dict[str, list[int]], draw: int = 0) -> dic
         own = np.flatnonzero((speaker == name) & usable)
         if name in seeds or not len(own):
             continue
-        k = max(1, int(round(SEED_RATE * len(own))))
+        k = max(1, int(round(settings.seed_rate * len(own))))
         start = int(rng.integers(len(own)))
         order = np.concatenate([own[start:], own[:start]])
-        longer = order[run.lines.duration[order] >= SEED_MIN_S]
+        longer = order[run.lines.duration[order] >= settings.seed_min_s]
         seeds[name] = sorted((longer if len(longer) >= k else order)[:k].tolist())
     return seeds
 
 
-def group_training_rows(contexts: Sequence[Context], widths: Sequence[int] = GROUP_BLOCK_EPISODES,
+def group_training_rows(contexts: Sequence[Context], settings: TrainingSettings = DEFAULT_SETTINGS,
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Group-stage rows from propagation's new-character groups over each training drama
     and over runs of its episodes: X, y, and the episodes each row depends on ([R, 2] first
@@ -265,7 +279,7 @@ def group_training_rows(contexts: Sequence[Context], widths: Sequence[int] = GRO
     cross-validation can leave a block of episodes out."""
     X, y, span = [], [], []
     for ctx in contexts:
-        for small in [ctx, *small_drama_contexts(ctx, widths)]:
+        for small in [ctx, *small_drama_contexts(ctx, settings.group_block_episodes, settings)]:
             rows = group_rows(small)
             X.append(rows.X)
             y.append(group_targets(small, rows, small.drama.lines.speaker))
@@ -288,7 +302,7 @@ def outside_episodes(span: np.ndarray, first: int, last: int) -> np.ndarray:
     return (span[:, 1] < first) | (span[:, 0] > last)
 
 
-def group_stage(X: np.ndarray, y: np.ndarray, params: dict[str, Any] | None = None,
+def group_stage(X: np.ndarray, y: np.ndarray, params: Mapping[str, Any] = DEFAULT_SETTINGS.group_params,
                 withhold_faces: bool = True) -> Stage | None:
     """The group stage fitted on `group_training_rows`, each row also with its face evidence
     withheld (unless `withhold_faces` is False), so an off-screen speaker's group can still
@@ -298,7 +312,7 @@ def group_stage(X: np.ndarray, y: np.ndarray, params: dict[str, Any] | None = No
         return None
     if withhold_faces:
         X, y = np.concatenate([X, without_faces(X)]), np.concatenate([y, y])
-    return Stage(list(GROUP_TOOLS), list(GROUP_FEATURES), fit_trees(X, y, params or GROUP_PARAMS))
+    return Stage(list(GROUP_TOOLS), list(GROUP_FEATURES), fit_trees(X, y, params))
 
 
 def first_pass_scores(data: TrainingRows, models: Sequence[tuple[Stage, Stage]], folds: Sequence[np.ndarray],
@@ -320,23 +334,26 @@ def first_pass_scores(data: TrainingRows, models: Sequence[tuple[Stage, Stage]],
     return score
 
 
-def refinement_rows(data: TrainingRows, params: dict[str, Any] | None, margin_threshold: float,
-                    n_folds: int = REFINE_FOLDS, cheap_tools: Sequence[str] = CHEAP_TOOLS,
-                    full_tools: Sequence[str] = FULL_TOOLS) -> TrainingRows | None:
+def refinement_rows(data: TrainingRows, settings: TrainingSettings = DEFAULT_SETTINGS,
+                    cheap_tools: Sequence[str] | None = None, full_tools: Sequence[str] | None = None,
+                    ) -> TrainingRows | None:
     """The training rows again, with context read from out-of-fold first-pass labels (None
     when the drama has fewer than two episodes, so no fold can be held out)."""
     from dramasr.reason.policy import scored_labels
 
-    folds = episode_folds(data.row_episode, n_folds)
+    cheap_tools = settings.cheap_tools if cheap_tools is None else cheap_tools
+    full_tools = settings.full_tools if full_tools is None else full_tools
+    params = settings.tree_params
+    folds = episode_folds(data.row_episode, settings.refine_folds)
     if len(folds) < 2:
         return None
     models = []
     for fold in folds:
         keep = ~np.isin(data.row_episode, fold)
-        models.append((stage_from(data, cheap_tools, keep, params), stage_from(data, full_tools, keep, params)))
-    score = first_pass_scores(data, models, folds, margin_threshold)
+        models.append((stage_from(data, cheap_tools, params, keep), stage_from(data, full_tools, params, keep)))
+    score = first_pass_scores(data, models, folds, settings.margin_threshold)
     ctx = data.ctx.relabel(scored_labels(data.ctx, data.rows, score))
-    X, names, owner = feature_table(ctx, data.rows, FULL_TOOLS)
+    X, names, owner = feature_table(ctx, data.rows, settings.full_tools)
     if names != data.feature_names:
         raise ValueError("refinement columns differ from the first pass's")
     return TrainingRows(data.drama, ctx, data.rows, X, names, owner, data.y, data.row_episode)
@@ -364,8 +381,8 @@ def line_hits(rows: PairRows, score: np.ndarray, y: np.ndarray) -> tuple[np.ndar
     return y[best_row], best - second
 
 
-def cross_validate(data: TrainingRows, n_folds: int = 4, tools: Sequence[str] = FULL_TOOLS,
-                   params: dict[str, Any] | None = None) -> dict[str, Any]:
+def cross_validate(data: TrainingRows, tools: Sequence[str], params: Mapping[str, Any],
+                   n_folds: int = 4) -> dict[str, Any]:
     """Out-of-fold normalised pair scores by episode blocks, for one tool set."""
     cols = _columns(data.owner, tools)
     score = np.zeros(len(data.y))
@@ -379,22 +396,20 @@ def cross_validate(data: TrainingRows, n_folds: int = 4, tools: Sequence[str] = 
 
 
 DEFAULT_TRAINING_DRAMAS = ("ren_shi_jian",)  # the protocol's training drama(s)
-StageHook = Callable[[str, int, int], None]
 
 
 def train_model(dramas: Sequence[Drama], *, output: str | Path | None = None, seeds: str | Path = "1pct",
-                params: dict[str, Any] | None = None, hook: StageHook | None = None) -> Path:
+                settings: TrainingSettings = DEFAULT_SETTINGS, hook: Progress | None = None) -> Path:
     """`dramasr train` on loaded dramas: propagate from their seeds, fit, write the model
     (default: the file shipped in the package). hook(stage, done, total) reports progress."""
     from dramasr.reason.model import default_model_path
 
     if not dramas:
         raise DramaError("no training drama given", field="--drama", hint="name at least one training drama")
-    report = (lambda message, fraction: hook(message, int(round(100 * fraction)), 100)) if hook else None
     states = []
     for k, drama in enumerate(dramas):
-        if report:
-            report(f"propagating {drama.name}", 0.3 * k / len(dramas))
+        if hook:
+            hook(f"propagating {drama.name}", k, len(dramas))
         states.append(propagate_labels(drama, seeds))
-    model = train(dramas, states, params=params, hook=(lambda m, f: report(m, 0.3 + 0.7 * f)) if report else None)
+    model = train(dramas, states, settings, hook=hook)
     return model.save(Path(output) if output is not None else default_model_path())

@@ -27,7 +27,7 @@ def choose_seeds(drama, seeds: str) -> str:
 
 
 def attribute_extracted(drama, seeds: str = "auto", *, lip: bool = True,
-                        hook=None) -> list[PredictionRecord]:
+                        hook: Progress | None = None) -> list[PredictionRecord]:
     """The trained reasoner on an extracted drama, then the lip evidence (when asked and present)."""
     from dramasr.attribute import attribute
     from dramasr.tools.lip_activity import apply_lip_evidence, load_lip_evidence
@@ -54,8 +54,7 @@ def run_pipeline(videos: Sequence[str | Path], subtitles: Sequence[str | Path], 
     drama_dir = extract_drama(videos, subtitles, cast, out / "drama", config=config, engine=engine,
                               workers=workers, address=address, progress=progress)
     drama = load_drama(drama_dir)
-    report = (lambda message, fraction: progress("attribution", int(round(100 * fraction)), 100)) if progress else None
-    records = attribute_extracted(drama, seeds, lip=lip, hook=report)
+    records = attribute_extracted(drama, seeds, lip=lip, hook=progress)
     write_predictions(out / "predictions.jsonl", records)
     speakers = [""] * len(drama.lines)
     for record in records:

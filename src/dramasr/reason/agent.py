@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -25,6 +25,7 @@ import numpy as np
 from dramasr.data.model import NEW_CHARACTER_PREFIX, OTHER, Drama
 from dramasr.data.predictions import PredictionRecord
 from dramasr.errors import DramaError
+from dramasr.progress import Progress
 from dramasr.reason import prompts
 from dramasr.reason import protocol as p
 from dramasr.reason.backends import Backend, BackendError, ChatRequest, ReplayBackend
@@ -32,7 +33,6 @@ from dramasr.tools.base import Context
 from dramasr.tools.calling import ALIASES, OTHER_WORDS, call_tool, openai_tools, resolve, tool_names
 
 log = logging.getLogger(__name__)
-Hook = Callable[[int, int], None]  # (lines done, lines to do)
 
 DEFAULT_TOOLS = ("audio_sim", "faces_on_screen", "dialogue_context", "name_mentions", "char_relation",
                  "scene_caption", "voice_cluster")
@@ -323,7 +323,7 @@ def read_trajectories(path: str | Path) -> list[dict[str, Any]]:
 
 def run_agent(ctx: Context, tasks: Sequence[LineTask], backend: Backend, config: AgentConfig, *,
               labels: Sequence[str] | None = None, trajectories: str | Path | None = None,
-              hook: Hook | None = None) -> dict[int, dict[str, Any]]:
+              hook: Progress | None = None) -> dict[int, dict[str, Any]]:
     """Ask about every task's line (backend.concurrency at a time); with `trajectories`,
     lines already in that file are not asked again and new ones are appended."""
     config.check()
@@ -338,7 +338,7 @@ def run_agent(ctx: Context, tasks: Sequence[LineTask], backend: Backend, config:
     named = frozenset(ctx.classes[:-1])
     total, finished = len(tasks), len(results)
     if hook:
-        hook(finished, total)
+        hook("LLM agent", finished, total)
 
     def one(task: LineTask) -> dict[str, Any]:
         return run_line(ctx, task, backend, config, labels=labels, named=named)
@@ -352,7 +352,7 @@ def run_agent(ctx: Context, tasks: Sequence[LineTask], backend: Backend, config:
             results[trajectory["line"]] = trajectory
             finished += 1
             if hook:
-                hook(finished, total)
+                hook("LLM agent", finished, total)
     return results
 
 
@@ -418,7 +418,7 @@ class HybridResult:
 
 def hybrid(ctx: Context, records: Sequence[PredictionRecord], backend: Backend, config: AgentConfig, *,
            threshold: float | None = None, share: float | None = None, trajectories: str | Path | None = None,
-           hook: Hook | None = None) -> HybridResult:
+           hook: Progress | None = None) -> HybridResult:
     """Keep the reasoner's answer where its margin is at least the threshold (or the one
     sending `share` of the lines); ask the LLM about the others. Records come back with the
     LLM's speaker and `evidence.llm` (status, answer, turns, tool calls, fallback)."""

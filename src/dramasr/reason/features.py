@@ -6,16 +6,16 @@ from the evidence tools, and each key column also relative to the best candidate
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from dramasr.data.model import NEW_CHARACTER_PREFIX, speech_parts
+from dramasr.data.model import NEW_CHARACTER_PREFIX
 from dramasr.tools import TOOLS, Context
-from dramasr.tools.base import episode_bounds
+from dramasr.tools.tables import CANDIDATES_READ
 from dramasr.tools.voice_cluster import EXTRA_CANDIDATES, cluster_candidates
 
-TOP_K = 8  # propagation candidates kept per line
+TOP_K = CANDIDATES_READ  # propagation candidates kept per line
 NO_RANK = 20.0
 # columns also given as (value - best value among the line's candidates)
 RELATIVE = ("lp_score", "audio_top", "audio_max", "audio_local_top", "audio_seed_max", "audio_centroid",
@@ -37,6 +37,9 @@ class PairRows:
     cls: np.ndarray  # int32 [P]
     starts: np.ndarray  # int64 [L+1], rows of the k-th line are starts[k]:starts[k+1]
     lines: np.ndarray  # int64 [L]
+    # propagation's columns of these rows, built on first use: candidates do not change when
+    # labels do, so every pass over the same rows reads them again
+    propagation: dict[str, np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.line)
@@ -86,20 +89,9 @@ def _propagation_columns(ctx: Context, rows: PairRows) -> dict[str, np.ndarray]:
 
 def _neighbour_scores(ctx: Context, rows: PairRows) -> dict[str, np.ndarray]:
     """Propagation's score of the candidate on the previous and next line (0 if not listed)."""
-    if "lp_score_keys" not in ctx.cache:
-        n_classes = len(ctx.classes)
-        keys, values = [], []
-        for i, (names, scores) in enumerate(zip(ctx.state.candidates, ctx.state.scores, strict=True)):
-            for name, s in zip(names[:TOP_K], scores[:TOP_K], strict=False):
-                c = ctx.class_of.get(name)
-                if c is not None and c != ctx.other:
-                    keys.append(i * n_classes + c)
-                    values.append(s)
-        order = np.argsort(keys, kind="stable")
-        ctx.cache["lp_score_keys"] = (np.asarray(keys, np.int64)[order], np.asarray(values, np.float32)[order])
-    keys, values = ctx.cache["lp_score_keys"]
+    keys, values = ctx.tables.propagation_scores
     n_classes = len(ctx.classes)
-    lo, hi = episode_bounds_cached(ctx)
+    lo, hi = ctx.tables.episode_bounds
     out = {}
     for name, step in (("lp_score_prev", -1), ("lp_score_next", 1)):
         other = rows.line + step
@@ -111,24 +103,10 @@ def _neighbour_scores(ctx: Context, rows: PairRows) -> dict[str, np.ndarray]:
     return out
 
 
-def episode_bounds_cached(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
-    if "episode_bounds" not in ctx.cache:
-        ctx.cache["episode_bounds"] = episode_bounds(ctx.drama)
-    return ctx.cache["episode_bounds"]
-
-
-def line_speech_parts(ctx: Context) -> np.ndarray:
-    """Per line of the drama: how many speakers' words it holds (`speech_parts`); cached."""
-    if "speech_parts" not in ctx.cache:
-        texts = ctx.drama.lines.text
-        ctx.cache["speech_parts"] = np.fromiter((speech_parts(t) for t in texts), np.float32, len(texts))
-    return ctx.cache["speech_parts"]
-
-
 def base_columns(ctx: Context, rows: PairRows) -> dict[str, np.ndarray]:
-    if "lp_columns" not in ctx.cache or ctx.cache["lp_columns"][0] is not rows:
-        ctx.cache["lp_columns"] = (rows, _propagation_columns(ctx, rows) | _neighbour_scores(ctx, rows))
-    columns = dict(ctx.cache["lp_columns"][1])
+    if rows.propagation is None:
+        rows.propagation = _propagation_columns(ctx, rows) | _neighbour_scores(ctx, rows)
+    columns = dict(rows.propagation)
     lines = ctx.drama.lines
     duration = lines.duration.astype(np.float32)
     text_len = np.fromiter((len(t) for t in lines.text), np.float32, len(lines))
@@ -138,7 +116,7 @@ def base_columns(ctx: Context, rows: PairRows) -> dict[str, np.ndarray]:
         "duration_s": duration[rows.line],
         "text_len": text_len[rows.line],
         # several speakers in one subtitle: no single named character is its speaker
-        "speech_parts": line_speech_parts(ctx)[rows.line],
+        "speech_parts": ctx.tables.speech_parts[rows.line],
     })
     return columns
 

@@ -31,9 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dramasr.tools.audio_sim import unit_embeddings
-from dramasr.tools.base import Context, new_character_clusters, scene_ids
-from dramasr.tools.voice_cluster import cluster_tables
+from dramasr.tools.base import Context
 
 TOOLS = ("audio_sim", "faces_on_screen", "dialogue_context", "voice_cluster")  # whose evidence it reads
 VOICE_CANDIDATES = 3  # named characters offered to a group by voice (plus the most-seen face)
@@ -48,7 +46,7 @@ FEATURES = (
 
 @dataclass
 class GroupRows:
-    """One row per (group, candidate); groups are ids of `new_character_clusters`."""
+    """One row per (group, candidate); groups are ids of `LabelTables.new_character_clusters`."""
 
     group: np.ndarray  # int64 [R]
     cls: np.ndarray  # int32 [R]
@@ -67,7 +65,7 @@ def _rank(values: np.ndarray) -> np.ndarray:
 
 def _episode_centroids(ctx: Context, episode_index: np.ndarray, n_episodes: int) -> tuple[np.ndarray, np.ndarray]:
     """[E, named, D] unit centroid of each named class's lines in each episode, and [E, named] counts."""
-    unit, other = unit_embeddings(ctx), ctx.other
+    unit, other = ctx.tables.unit_embedding, ctx.other
     named = np.flatnonzero(ctx.label_class < other)
     centroid = np.zeros((n_episodes, other, unit.shape[1]), np.float32)
     count = np.zeros((n_episodes, other), np.float32)
@@ -92,7 +90,7 @@ def _neighbour_counts(ctx: Context, member: np.ndarray, group: np.ndarray, n_gro
 
 def _scene_counts(ctx: Context, member: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
     """[G, named] lines of each class in the scenes where the group speaks."""
-    scene, other = scene_ids(ctx), ctx.other
+    scene, other = ctx.tables.scene_id, ctx.other
     per_scene = np.zeros((int(scene.max()) + 1, other), np.float32)
     named = np.flatnonzero(ctx.label_class < other)
     np.add.at(per_scene, (scene[named], ctx.label_class[named]), 1.0)
@@ -114,16 +112,16 @@ def _listed(ctx: Context, member: np.ndarray, group: np.ndarray, n_groups: int) 
 
 def group_rows(ctx: Context, voice_candidates: int = VOICE_CANDIDATES) -> GroupRows:
     """Feature rows of every current new-character group and its candidates."""
-    cluster, n_groups = new_character_clusters(ctx)
+    cluster, n_groups = ctx.labels.new_character_clusters
     other = ctx.other
     if n_groups == 0 or other == 0:
         return GroupRows(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros((0, len(FEATURES)), np.float32),
                          cluster, np.zeros(n_groups, np.int64))
-    t = cluster_tables(ctx)
+    t = ctx.labels.clusters
     member = np.flatnonzero(cluster >= 0)
     group = cluster[member]
-    size = np.maximum(t["size"], 1.0)
-    unit = unit_embeddings(ctx)
+    size = np.maximum(t.size, 1.0)
+    unit = ctx.tables.unit_embedding
 
     episodes, episode_index = np.unique(ctx.drama.lines.episode, return_inverse=True)
     per_episode = np.zeros((n_groups, len(episodes)), np.int32)
@@ -146,7 +144,7 @@ def group_rows(ctx: Context, voice_candidates: int = VOICE_CANDIDATES) -> GroupR
     adjacent = _neighbour_counts(ctx, member, group, n_groups) / size[:, None]
     scene_lines = _scene_counts(ctx, member, group, n_groups)
     listed = _listed(ctx, member, group, n_groups) / size[:, None]
-    voice, face, model = t["sim"][:, :other], t["face"][:, :other], t["model"][:, :other]
+    voice, face, model = t.sim[:, :other], t.face[:, :other], t.model[:, :other]
     voice_rank, face_rank = _rank(voice), np.where(face > 0, _rank(face), NO_FACE_RANK)
 
     pair_group, pair_class = [], []
@@ -159,7 +157,7 @@ def group_rows(ctx: Context, voice_candidates: int = VOICE_CANDIDATES) -> GroupR
         pair_class += offered
     g, c = np.asarray(pair_group, np.int64), np.asarray(pair_class, np.int32)
     columns = (
-        t["size"][g], voice[g, c], voice_rank[g, c], t["margin"][g, c], t["best"][g], face[g, c], face_rank[g, c],
+        t.size[g], voice[g, c], voice_rank[g, c], t.margin[g, c], t.best[g], face[g, c], face_rank[g, c],
         face[g].max(1), model[g, c], episode_voice[g, c], episode_voice[g, c] - episode_rival[g, c],
         episode_lines[g, c], np.log1p(class_lines[c]), adjacent[g, c], coherence[g], duration[g] / size[g],
         listed[g, c], scene_lines[g, c],

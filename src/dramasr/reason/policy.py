@@ -14,13 +14,12 @@ from functools import partial
 import numpy as np
 
 from dramasr.data.model import NARRATION_MARK, NEW_CHARACTER_PREFIX, OTHER, SPEAKER_SEPARATOR
-from dramasr.reason.features import PairRows, candidate_pairs, feature_matrix, line_speech_parts
+from dramasr.progress import Progress
+from dramasr.reason.features import PairRows, candidate_pairs, feature_matrix
 from dramasr.reason.groups import FEATURES as GROUP_FEATURES
 from dramasr.reason.groups import group_decisions, group_rows
 from dramasr.reason.model import AttributionModel, Stage, normalise, select, top_two
 from dramasr.tools import Context
-
-Hook = Callable[[str, float], None]
 
 
 @dataclass
@@ -64,7 +63,7 @@ def speaker_names(ctx: Context, lines: np.ndarray, classes: np.ndarray, rows: Pa
     on a subtitle holding several speakers' words (see `speech_parts`) it names them as the
     release does, "A/B", from the line's best-scored named candidates when `rows` and
     `score` are given."""
-    parts = line_speech_parts(ctx)
+    parts = ctx.tables.speech_parts
     out = []
     for k, (i, c) in enumerate(zip(lines.tolist(), classes.tolist(), strict=True)):
         if c != ctx.other:
@@ -120,33 +119,34 @@ def scored_labels(ctx: Context, rows: PairRows, score: np.ndarray) -> list[str]:
 
 
 def run_policy(ctx: Context, model: AttributionModel, *, passes: int | None = None,
-               threshold: float | None = None, hook: Hook | None = None) -> tuple[Context, Decisions]:
+               threshold: float | None = None, hook: Progress | None = None) -> tuple[Context, Decisions]:
     """Attribute every non-seed line; returns the final context and the decisions."""
     passes = model.passes if passes is None else passes
     threshold = model.margin_threshold if threshold is None else threshold
     lines = np.flatnonzero(~ctx.state.is_seed)
     decisions: Decisions | None = None
     rows = candidate_pairs(ctx, lines)  # candidates come from propagation: the same every pass
+    steps = max(passes, 1) + (2 if model.groups is not None else 0)  # line passes, groups, final pass
     for p in range(max(passes, 1)):
         if hook:
-            hook(f"reasoning pass {p + 1}/{passes}", p / max(passes, 1))
+            hook(f"reasoning pass {p + 1} of {max(passes, 1)}", p, steps)
         decisions = _one_pass(ctx, model, rows, p, threshold)
         if p + 1 < passes:
             ctx = ctx.relabel(decisions.labels)
     assert decisions is not None
     if model.groups is not None:
         if hook:
-            hook("group stage", 0.97)
+            hook("group stage", max(passes, 1), steps)
         ctx = ctx.relabel(decisions.labels)
         decisions = resolve_groups(ctx, model.groups, model.group_threshold, decisions)
         assert decisions.group_size is not None
         if model.final_pass and decisions.group_size.any():
             if hook:
-                hook("final pass", 0.98)
+                hook("final pass", max(passes, 1) + 1, steps)
             ctx = ctx.relabel(decisions.labels)
             decisions = _final_pass(ctx, model, rows, max(passes, 1), threshold, decisions)
     if hook:
-        hook("reasoning done", 1.0)
+        hook("reasoning done", steps, steps)
     return ctx, decisions
 
 

@@ -267,8 +267,8 @@ class ReviewSession:
         from dramasr.reason.model import AttributionModel
         from dramasr.review.seeding import attribute_with_corrections
 
-        def hook(message: str, fraction: float) -> None:
-            self.status.message, self.status.fraction = message, fraction
+        def hook(step: str, done: int, total: int) -> None:
+            self.status.message, self.status.fraction = step, done / total if total else 0.0
 
         try:
             model = AttributionModel.load(self.model_path) if self.model_path else None

@@ -18,9 +18,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from dramasr.attribute import Attribution, Hook, attribute
+from dramasr.attribute import Attribution, attribute
 from dramasr.data.model import NEW_CHARACTER_PREFIX, OTHER, Drama
 from dramasr.data.predictions import PredictionRecord
+from dramasr.progress import Progress
 from dramasr.reason.model import AttributionModel
 from dramasr.review.corrections import Correction, CorrectionSet, is_multi_speaker
 from dramasr.tools import LabelState, label_state_from_propagation
@@ -74,7 +75,7 @@ def corrected_label_state(state: LabelState, corrections: CorrectionSet) -> Labe
 def attribute_with_corrections(drama: Drama, corrections: CorrectionSet, *,
                                seeds: Mapping[str, Sequence[int]] | str | Path = "1pct",
                                model: AttributionModel | None = None, passes: int | None = None,
-                               hook: Hook | None = None) -> Attribution:
+                               hook: Progress | None = None) -> Attribution:
     """`attribute` with a person's corrections as extra seeds and fixed answers."""
     from dramasr.propagate import propagate_drama, resolve_seeds
 
@@ -82,13 +83,11 @@ def attribute_with_corrections(drama: Drama, corrections: CorrectionSet, *,
     base = resolve_seeds(drama, seeds)
     own_seeds = {int(i) for lines in base.values() for i in lines}
     merged = corrected_seeds(base, corrections)
-    inner = (lambda m, f: hook(f"propagation: {m}", 0.5 * f)) if hook else None
-    state = label_state_from_propagation(propagate_drama(drama, merged, progress=inner))
+    state = label_state_from_propagation(propagate_drama(drama, merged, progress=hook))
     group_lines = {i for i in corrections.group_lines() if i not in own_seeds}  # the drama's seeds stay seeds
     state = corrected_label_state(state, _only(corrections, group_lines))
     propagation_s = time.perf_counter() - t0
-    result = attribute(drama, labels=state, model=model, passes=passes,
-                       hook=(lambda m, f: hook(m, 0.5 + 0.5 * f)) if hook else None)
+    result = attribute(drama, labels=state, model=model, passes=passes, hook=hook)
     records = apply_corrections(result.records, corrections, drama.named_characters(), group_lines)
     timings = dict(result.timings)
     timings["propagation_s"] = propagation_s
@@ -149,14 +148,13 @@ def _said(c: Correction) -> dict[str, Any]:
 
 def attribute_corrected_drama(drama: Drama, corrections: str | Path, seeds: Mapping[str, Sequence[int]] | str | Path
                               = "1pct", *, model_path: str | Path | None = None,
-                              hook: Any = None) -> list[PredictionRecord]:
+                              hook: Progress | None = None) -> list[PredictionRecord]:
     """`dramasr attribute --corrections FILE`: like `attribute_drama`, with the file's corrections."""
     from dramasr.review.corrections import read_corrections
 
     current = read_corrections(corrections, drama)
     model = AttributionModel.load(model_path) if model_path is not None else None
-    report = (lambda message, fraction: hook(message, int(round(100 * fraction)), 100)) if hook else None
-    return attribute_with_corrections(drama, current, seeds=seeds, model=model, hook=report).records
+    return attribute_with_corrections(drama, current, seeds=seeds, model=model, hook=hook).records
 
 
 __all__ = ["apply_corrections", "attribute_corrected_drama", "attribute_with_corrections", "corrected_label_state",

@@ -109,7 +109,6 @@ def group_guesses(drama: Drama, pred: Predictions, *, seeds: Mapping[str, Sequen
     from dramasr.reason.model import load_default_model, select
     from dramasr.review.seeding import corrected_seeds
     from dramasr.tools import Context, label_state_from_propagation
-    from dramasr.tools.base import new_character_clusters
 
     model = model or load_default_model()
     if model.groups is None:
@@ -122,7 +121,7 @@ def group_guesses(drama: Drama, pred: Predictions, *, seeds: Mapping[str, Sequen
     if not len(rows):
         return {}
     probability = model.groups.trees.predict_proba(rows.X[:, select(list(FEATURES), model.groups.feature_names)])
-    cluster, _ = new_character_clusters(ctx)
+    cluster, _ = ctx.labels.new_character_clusters
     name_of = {int(cluster[i]): ctx.state.label[i] for i in np.flatnonzero(cluster >= 0).tolist()}
     out: dict[str, GroupGuess] = {}
     for k in np.argsort(-probability, kind="stable").tolist():

@@ -17,12 +17,14 @@ from __future__ import annotations
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
-from dramasr.tools.base import Context, Tool, scene_ids
+from dramasr.tools.base import Context, Tool
+from dramasr.tools.tables import DramaTables
 
 TOP_K = 5
 LOCAL_TOP_K = 3
@@ -35,12 +37,33 @@ VOICE_MODEL_FOLDS = 4  # cross-fitting folds of the voice model
 BLOCK_ROWS = 1024  # 1024 x 50K float32 = 200 MB per block; also keeps BLAS calls small
 
 
-def unit_embeddings(ctx: Context) -> np.ndarray:
-    if "unit_embedding" not in ctx.cache:
-        emb = np.asarray(ctx.drama.lines.embedding, np.float32)
-        norm = np.linalg.norm(emb, axis=1, keepdims=True)
-        ctx.cache["unit_embedding"] = emb / np.maximum(norm, 1e-8)
-    return ctx.cache["unit_embedding"]
+@dataclass(frozen=True, eq=False)
+class CohortStats:
+    """Per line: mean and spread of its similarities to the cohort, and of its best COHORT_TOP."""
+
+    mean: np.ndarray  # float32 [N]
+    spread: np.ndarray
+    top_mean: np.ndarray
+    top_spread: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class AudioTables:
+    """Dense [N, C] voice tables of one label state (and [C] / [C, D] summaries)."""
+
+    label: np.ndarray  # int32 [N], the class ids they were built from
+    typical: np.ndarray  # [C] mean top-k match of a class's own lines
+    top: np.ndarray  # top-k mean over the drama
+    best: np.ndarray  # best match over the drama
+    count: np.ndarray  # [C] lines held
+    local_top: np.ndarray  # top-k mean within the episode
+    local_count: np.ndarray
+    scene_top: np.ndarray  # within the scene
+    scene_max: np.ndarray
+    scene_count: np.ndarray
+    seed_max: np.ndarray  # best match among the class's seed lines
+    centroid: np.ndarray  # similarity to the class's voice centroid
+    class_centroid: np.ndarray  # [C, D] unit centroids
 
 
 def _mask_self(sims: np.ndarray, columns: np.ndarray, lo: int, hi: int, value: float) -> None:
@@ -49,33 +72,30 @@ def _mask_self(sims: np.ndarray, columns: np.ndarray, lo: int, hi: int, value: f
     sims[columns[own] - lo, np.flatnonzero(own)] = value
 
 
-def cohort_stats(ctx: Context) -> dict[str, np.ndarray]:
+def build_cohort_stats(unit: np.ndarray) -> CohortStats:
     """How a line's voice scores against a fixed cohort of the drama's lines, whoever speaks
     them: the mean and spread of all cohort similarities and of the best COHORT_TOP. A short,
     noisy line scores high or low against everyone alike; dividing it out (as score
     normalisation in speaker verification does) makes its matches comparable to other lines'.
-    Label-free, so cached per drama."""
-    if "cohort" not in ctx.cache:
-        unit = unit_embeddings(ctx)
-        n = len(unit)
-        members = np.random.default_rng(0).choice(n, min(n, COHORT_SIZE), replace=False)
-        cohort = unit[members]
-        top_k = min(COHORT_TOP, len(cohort) - 1)  # a cohort member has one line less to compare with
-        stats = {k: np.zeros(n, np.float32) for k in ("mean", "spread", "top_mean", "top_spread")}
-        for lo in range(0, n if top_k > 0 else 0, BLOCK_ROWS * 2):
-            hi = min(n, lo + BLOCK_ROWS * 2)
-            sims = unit[lo:hi] @ cohort.T
-            _mask_self(sims, members, lo, hi, np.nan)  # a line is not its own cohort
-            stats["mean"][lo:hi], stats["spread"][lo:hi] = np.nanmean(sims, 1), np.nanstd(sims, 1)
-            best = np.partition(np.nan_to_num(sims, nan=-2.0), sims.shape[1] - top_k, axis=1)[:, -top_k:]
-            stats["top_mean"][lo:hi], stats["top_spread"][lo:hi] = best.mean(1), best.std(1)
-        ctx.cache["cohort"] = stats
-    return ctx.cache["cohort"]
+    Label-free: built once per drama (`DramaTables.cohort`)."""
+    n = len(unit)
+    members = np.random.default_rng(0).choice(n, min(n, COHORT_SIZE), replace=False)
+    cohort = unit[members]
+    top_k = min(COHORT_TOP, len(cohort) - 1)  # a cohort member has one line less to compare with
+    stats = CohortStats(*(np.zeros(n, np.float32) for _ in range(4)))
+    for lo in range(0, n if top_k > 0 else 0, BLOCK_ROWS * 2):
+        hi = min(n, lo + BLOCK_ROWS * 2)
+        sims = unit[lo:hi] @ cohort.T
+        _mask_self(sims, members, lo, hi, np.nan)  # a line is not its own cohort
+        stats.mean[lo:hi], stats.spread[lo:hi] = np.nanmean(sims, 1), np.nanstd(sims, 1)
+        best = np.partition(np.nan_to_num(sims, nan=-2.0), sims.shape[1] - top_k, axis=1)[:, -top_k:]
+        stats.top_mean[lo:hi], stats.top_spread[lo:hi] = best.mean(1), best.std(1)
+    return stats
 
 
-def voice_model(ctx: Context) -> np.ndarray:
+def build_voice_model(tables: DramaTables, label: np.ndarray) -> np.ndarray:
     """[N, C] class probabilities of each line's voice from a linear model of the drama
-    fitted to the current labels (cached per label state). Unlike the nearest-lines matches
+    fitted to the labels `label` (one per label state: `LabelTables.voice_model`). Unlike the nearest-lines matches
     it weighs the embedding dimensions that tell this drama's voices apart. Cross-fitted: the
     lines are split in VOICE_MODEL_FOLDS random folds (fixed seed) and a line's probabilities
     come from the model fitted to the other folds, so its own label never votes for itself.
@@ -84,18 +104,11 @@ def voice_model(ctx: Context) -> np.ndarray:
     shapes that is 3-5 times faster than one fit on multi-threaded BLAS, and since where L-BFGS
     stops (a tolerance or the step budget) depends on rounding, it also makes the result the
     same on any core count."""
-    if "voice_model" in ctx.derived:
-        return ctx.derived["voice_model"]
-    n, n_classes = len(ctx.drama.lines), len(ctx.classes)
+    n, n_classes = len(tables.drama.lines), len(tables.classes)
     probs = np.zeros((n, n_classes), np.float32)
-    label = ctx.label_class
     fold = np.random.default_rng(0).integers(0, VOICE_MODEL_FOLDS, n)
-    voiced = ctx.drama.lines.has_voice  # a line without a voice embedding is neither fitted nor judged
-    if "standard_unit" not in ctx.cache:
-        unit = unit_embeddings(ctx)
-        heard = unit[voiced]
-        ctx.cache["standard_unit"] = (unit - heard.mean(0)) / np.maximum(heard.std(0), 1e-6) if len(heard) else unit
-    z = ctx.cache["standard_unit"]
+    voiced = tables.drama.lines.has_voice  # a line without a voice embedding is neither fitted nor judged
+    z = tables.standard_unit
     fits = []
     for k in range(VOICE_MODEL_FOLDS):
         test = fold == k
@@ -122,7 +135,6 @@ def voice_model(ctx: Context) -> np.ndarray:
     if not voiced.all():  # no voice, no say: the candidates' share of the labels (a lift of 0)
         counts = np.bincount(label, minlength=n_classes).astype(np.float32)
         probs[~voiced] = (counts + 1.0) / (counts.sum() + n_classes)
-    ctx.derived["voice_model"] = probs
     return probs
 
 
@@ -147,41 +159,37 @@ def _masked_top_mean(sub: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return mean, best
 
 
-def audio_tables(ctx: Context) -> dict[str, np.ndarray]:
-    """Dense [N, C] tables from the current labels (cached per label state).
+def build_audio_tables(tables: DramaTables, label: np.ndarray) -> AudioTables:
+    """Dense [N, C] tables from the labels `label` (one per label state: `LabelTables.audio`).
 
     What is rebuilt per pass (a refinement pass relabels lines, and the tables of the new
-    labels are built from those of the last labels built in this drama's cache):
+    labels are built from the last ones built for this drama, `DramaTables.last_audio`):
     - top / max (top-5 over the drama): only the columns of the classes that gained or lost
       a line; a class whose lines are all the same keeps its column (its inputs are the same).
     - local / scene tables (within an episode): only episodes where some label changed, and
       there only the classes that gained or lost a line in that episode.
-    - seed_max: never (seeds and their labels do not change between passes): built once.
+    - seed_max: never (seeds and their labels do not change between passes): built once
+      (`DramaTables.seed_best`).
     - count, centroid, class_centroid, typical: every time (cheap, [C] or one [N, C] product).
     Each column that is rebuilt is computed exactly as a full build computes it (same lines,
     same order, same blocks of rows), so the tables are bit for bit those of a full build.
     """
-    if "audio" in ctx.derived:
-        return ctx.derived["audio"]
-    unit = unit_embeddings(ctx)
-    n, n_classes = len(unit), len(ctx.classes)
-    label = ctx.label_class
-    previous = ctx.cache.get("audio_previous")
-    if previous is not None and (len(previous["label"]) != n or previous["top"].shape[1] != n_classes):
-        previous = None
+    unit = tables.unit_embedding
+    n, n_classes = len(unit), len(tables.classes)
+    previous = tables.last_audio
     if previous is None:
         moved = np.ones(n, bool)
         changed = np.ones(n_classes, bool)
     else:
-        moved = previous["label"] != label
+        moved = previous.label != label
         changed = np.zeros(n_classes, bool)
-        changed[previous["label"][moved]] = True
+        changed[previous.label[moved]] = True
         changed[label[moved]] = True
 
     def start(name: str) -> np.ndarray:
-        return np.zeros((n, n_classes), np.float32) if previous is None else previous[name].copy()
+        return np.zeros((n, n_classes), np.float32) if previous is None else getattr(previous, name).copy()
 
-    top, best = start("top"), start("max")
+    top, best = start("top"), start("best")
     top[:, changed] = 0.0
     best[:, changed] = 0.0
     _global_top(unit, label, changed, top, best)
@@ -190,14 +198,14 @@ def audio_tables(ctx: Context) -> dict[str, np.ndarray]:
 
     local_top, local_count = start("local_top"), start("local_count")
     scene_top, scene_max, scene_count = start("scene_top"), start("scene_max"), start("scene_count")
-    scene = scene_ids(ctx)
-    for ep in ctx.drama.episodes:
+    scene = tables.scene_id
+    for ep in tables.drama.episodes:
         lo, hi = ep.line_start, ep.line_stop
         if hi <= lo or not moved[lo:hi].any():
             continue  # no label changed in the episode: its rows are as they were
         ep_label = label[lo:hi]
         redo = np.unique(ep_label) if previous is None else np.unique(np.concatenate(
-            [previous["label"][lo:hi][moved[lo:hi]], ep_label[moved[lo:hi]]]))
+            [previous.label[lo:hi][moved[lo:hi]], ep_label[moved[lo:hi]]]))
         for table in (local_top, local_count, scene_top, scene_max, scene_count):
             table[lo:hi, redo] = 0.0
         sims = unit[lo:hi] @ unit[lo:hi].T
@@ -216,8 +224,6 @@ def audio_tables(ctx: Context) -> dict[str, np.ndarray]:
             scene_count[lo:hi, c] = same_scene[:, cols].sum(1)
             scene_count[lo + cols, c] -= 1
 
-    seed_best = _seed_best(ctx, unit, label)
-
     centroid = np.zeros((n_classes, unit.shape[1]), np.float32)
     np.add.at(centroid, label, unit)
     centroid /= np.maximum(np.linalg.norm(centroid, axis=1, keepdims=True), 1e-8)
@@ -231,19 +237,12 @@ def audio_tables(ctx: Context) -> dict[str, np.ndarray]:
     typical = np.zeros(n_classes, np.float32)
     np.add.at(typical, label, own)
     typical /= np.maximum(np.bincount(label, minlength=n_classes), 1)
-    tables = {
-        "typical": typical, "top": top, "max": best, "count": counts,
-        "local_top": local_top, "local_count": local_count,
-        "scene_top": scene_top, "scene_max": scene_max, "scene_count": scene_count,
-        "seed_max": seed_best, "centroid": centroid_sim, "class_centroid": centroid,
-    }
-    ctx.derived["audio"] = tables
+    built = AudioTables(label.copy(), typical, top, best, counts, local_top, local_count, scene_top, scene_max,
+                        scene_count, tables.seed_best, centroid_sim, centroid)
     # the next label state of this drama starts from these (the arrays are shared, not copied:
-    # a later build copies what it keeps)
-    ctx.cache["audio_previous"] = {"label": label.copy(), "top": top, "max": best, "local_top": local_top,
-                                   "local_count": local_count, "scene_top": scene_top, "scene_max": scene_max,
-                                   "scene_count": scene_count}
-    return tables
+    # a later build copies what it changes)
+    tables.last_audio = built
+    return built
 
 
 def _global_top(unit: np.ndarray, label: np.ndarray, changed: np.ndarray, top: np.ndarray,
@@ -273,17 +272,11 @@ def _global_top(unit: np.ndarray, label: np.ndarray, changed: np.ndarray, top: n
             best[lo:hi, c] = mx
 
 
-def _seed_best(ctx: Context, unit: np.ndarray, label: np.ndarray) -> np.ndarray:
+def build_seed_best(unit: np.ndarray, seeds: np.ndarray, seed_class: np.ndarray, n_classes: int) -> np.ndarray:
     """[N, C] each line's best match among each class's seed lines (0 at worst; a line is no
     evidence for itself). Seeds and their labels never change between passes: built once
-    per set of seeds and shared by the label states of the drama's cache."""
-    n, n_classes = len(unit), len(ctx.classes)
-    seeds = np.flatnonzero(ctx.state.is_seed)
-    seed_class = label[seeds]
-    cached = ctx.cache.get("audio_seed_max")
-    if cached is not None and np.array_equal(cached[0], seeds) and np.array_equal(cached[1], seed_class) \
-            and cached[2].shape == (n, n_classes):
-        return cached[2]
+    per drama (`DramaTables.seed_best`)."""
+    n = len(unit)
     seed_best = np.zeros((n, n_classes), np.float32)
     if len(seeds):
         for lo in range(0, n, BLOCK_ROWS * 8):
@@ -292,7 +285,6 @@ def _seed_best(ctx: Context, unit: np.ndarray, label: np.ndarray) -> np.ndarray:
             _mask_self(sims, seeds, lo, hi, -2.0)
             for c in np.unique(seed_class):
                 seed_best[lo:hi, c] = np.maximum(sims[:, seed_class == c].max(1), 0.0)
-    ctx.cache["audio_seed_max"] = (seeds, seed_class, seed_best)
     return seed_best
 
 
@@ -310,29 +302,29 @@ class AudioSim(Tool):
     cost = 1.0
 
     def features(self, ctx: Context, pair_line: np.ndarray, pair_class: np.ndarray) -> dict[str, np.ndarray]:
-        t = audio_tables(ctx)
+        t = ctx.labels.audio
         own = ctx.label_class[pair_line] == pair_class
-        count = t["count"][pair_class] - own  # the line's own label is not evidence for it
-        cohort = cohort_stats(ctx)
-        centre, spread = cohort["top_mean"][pair_line], np.maximum(cohort["top_spread"][pair_line], 1e-3)
+        count = t.count[pair_class] - own  # the line's own label is not evidence for it
+        cohort = ctx.tables.cohort
+        centre, spread = cohort.top_mean[pair_line], np.maximum(cohort.top_spread[pair_line], 1e-3)
         values = {
-            "audio_top": t["top"][pair_line, pair_class],
-            "audio_max": t["max"][pair_line, pair_class],
-            "audio_top_vs_typical": t["top"][pair_line, pair_class] - t["typical"][pair_class],
+            "audio_top": t.top[pair_line, pair_class],
+            "audio_max": t.best[pair_line, pair_class],
+            "audio_top_vs_typical": t.top[pair_line, pair_class] - t.typical[pair_class],
             "audio_log_count": np.log1p(np.maximum(count, 0)),
-            "audio_local_top": t["local_top"][pair_line, pair_class],
-            "audio_local_count": t["local_count"][pair_line, pair_class],
-            "audio_scene_top": t["scene_top"][pair_line, pair_class],
-            "audio_scene_max": t["scene_max"][pair_line, pair_class],
-            "audio_scene_count": t["scene_count"][pair_line, pair_class],
-            "audio_seed_max": t["seed_max"][pair_line, pair_class],
-            "audio_centroid": t["centroid"][pair_line, pair_class],
-            "voice_cohort_mean": cohort["mean"][pair_line],
-            "voice_cohort_spread": cohort["spread"][pair_line],
+            "audio_local_top": t.local_top[pair_line, pair_class],
+            "audio_local_count": t.local_count[pair_line, pair_class],
+            "audio_scene_top": t.scene_top[pair_line, pair_class],
+            "audio_scene_max": t.scene_max[pair_line, pair_class],
+            "audio_scene_count": t.scene_count[pair_line, pair_class],
+            "audio_seed_max": t.seed_max[pair_line, pair_class],
+            "audio_centroid": t.centroid[pair_line, pair_class],
+            "voice_cohort_mean": cohort.mean[pair_line],
+            "voice_cohort_spread": cohort.spread[pair_line],
             "voice_cohort_top_mean": centre,
-            "audio_model_logp": np.log(voice_model(ctx)[pair_line, pair_class] + 1e-6),
+            "audio_model_logp": np.log(ctx.labels.voice_model[pair_line, pair_class] + 1e-6),
         }
-        prior = (t["count"] + 1.0) / (t["count"].sum() + len(t["count"]))
+        prior = (t.count + 1.0) / (t.count.sum() + len(t.count))
         values["audio_model_lift"] = values["audio_model_logp"] - np.log(prior[pair_class]).astype(np.float32)
         for name in ("audio_top", "audio_max", "audio_scene_top", "audio_centroid", "audio_local_top"):
             values[name + "_norm"] = (values[name] - centre) / spread

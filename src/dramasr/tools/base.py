@@ -18,9 +18,9 @@ import numpy as np
 
 from dramasr.data.model import DELETED_MARK, NARRATION_MARK, NEW_CHARACTER_PREFIX, OTHER, Drama
 from dramasr.errors import DramaError
+from dramasr.tools.tables import DramaTables, LabelTables
 
 OTHER_CLASS = OTHER  # the one candidate that stands for "not a named character"
-SCENE_GAP_S = 6.0  # a silence this long between lines starts a new scene
 
 
 @dataclass(eq=False)
@@ -91,20 +91,20 @@ def named_classes(drama: Drama, state: LabelState | None = None) -> list[str]:
 
 @dataclass(eq=False)
 class Context:
-    """A drama, its current labels and the per-drama indices the tools share.
+    """A drama, its current labels and the tables the tools share.
 
     Classes are the named characters plus OTHER (last); every non-named label maps to it.
-    `cache` holds per-drama precomputations (face intervals, name aliases, ...) that do not
-    depend on labels, so refinement passes do not redo them.
+    `tables` (label-free: faces, mentions, cohort, ...) is shared by every relabelled context
+    of the drama, so refinement passes do not redo them; `labels` (voice model, voice tables,
+    clusters) belongs to this label state alone.
     """
 
     drama: Drama
     state: LabelState
     classes: list[str]
     class_of: dict[str, int]
-    label_class: np.ndarray  # int32 [N], class id of each line's current label
-    cache: dict[str, Any] = field(default_factory=dict)
-    derived: dict[str, Any] = field(default_factory=dict)  # label-dependent tables, dropped on relabel
+    tables: DramaTables
+    labels: LabelTables
 
     @classmethod
     def build(cls, drama: Drama, state: LabelState, classes: list[str] | None = None) -> Context:
@@ -112,23 +112,26 @@ class Context:
             raise DramaError(f"label state has {len(state)} lines, the drama {len(drama.lines)}", file=drama.source)
         classes = list(classes if classes is not None else named_classes(drama, state)) + [OTHER_CLASS]
         class_of = {name: k for k, name in enumerate(classes)}
-        ctx = cls(drama, state, classes, class_of, np.zeros(0, np.int32))
-        ctx.label_class = ctx.classes_of(state.label)
-        return ctx
+        tables = DramaTables(drama, state, classes, class_of)
+        return cls(drama, state, classes, class_of, tables, LabelTables(tables, state, tables.classes_of(state.label)))
 
     @property
     def other(self) -> int:
         return len(self.classes) - 1
 
+    @property
+    def label_class(self) -> np.ndarray:
+        """int32 [N], class id of each line's current label."""
+        return self.labels.label_class
+
     def classes_of(self, names: Sequence[str]) -> np.ndarray:
-        other = self.other
-        return np.fromiter((self.class_of.get(n, other) for n in names), np.int32, len(names))
+        return self.tables.classes_of(names)
 
     def relabel(self, label: Sequence[str]) -> Context:
-        """A context with updated current labels, sharing the label-independent cache."""
+        """A context with updated current labels, sharing the label-free tables."""
         state = self.state.with_labels(label)
-        ctx = Context(self.drama, state, self.classes, self.class_of, self.classes_of(state.label), self.cache)
-        return ctx
+        labels = LabelTables(self.tables, state, self.classes_of(state.label))
+        return Context(self.drama, state, self.classes, self.class_of, self.tables, labels)
 
     def candidate_classes(self, line: int, top_k: int) -> list[int]:
         """Class ids a line may be attributed to: propagation's named candidates, then OTHER."""
@@ -204,42 +207,3 @@ class Tool:
 
         return {"name": self.name, "description": self.description, "parameters": self.input_schema,
                 "output": OUTPUT_SCHEMA}
-
-
-def episode_bounds(drama: Drama) -> tuple[np.ndarray, np.ndarray]:
-    """Per line: first and one-past-last global index of its episode."""
-    lo = np.zeros(len(drama.lines), np.int64)
-    hi = np.zeros(len(drama.lines), np.int64)
-    for ep in drama.episodes:
-        lo[ep.line_start:ep.line_stop] = ep.line_start
-        hi[ep.line_start:ep.line_stop] = ep.line_stop
-    return lo, hi
-
-
-def scene_ids(ctx: Context) -> np.ndarray:
-    """Per line, a scene number: runs of lines within an episode without a silence of
-    SCENE_GAP_S or more between one line's end and the next one's start."""
-    if "scene_id" not in ctx.cache:
-        lines = ctx.drama.lines
-        n = len(lines)
-        new_scene = np.ones(n, bool)
-        if n > 1:
-            same_episode = lines.episode[1:] == lines.episode[:-1]
-            silence = lines.start[1:] - lines.end[:-1]
-            new_scene[1:] = ~same_episode | (silence >= SCENE_GAP_S)
-        ctx.cache["scene_id"] = np.cumsum(new_scene) - 1
-    return ctx.cache["scene_id"]
-
-
-def new_character_clusters(ctx: Context) -> tuple[np.ndarray, int]:
-    """Per line, the id of its current new-character label (a voice propagation tied to no
-    seed: mostly one person, within one episode), -1 for other lines; and how many there
-    are. Cached per label state."""
-    if "new_character_clusters" not in ctx.derived:
-        ids: dict[str, int] = {}
-        cluster = np.full(len(ctx.state.label), -1, np.int64)
-        for i, name in enumerate(ctx.state.label):
-            if name.startswith(NEW_CHARACTER_PREFIX):
-                cluster[i] = ids.setdefault(name, len(ids))
-        ctx.derived["new_character_clusters"] = (cluster, len(ids))
-    return ctx.derived["new_character_clusters"]

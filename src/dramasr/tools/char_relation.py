@@ -7,32 +7,41 @@ drama without relation.json gives zeros and says so.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from dramasr.tools.base import Context, Tool
 from dramasr.tools.dialogue_context import neighbour_class
+from dramasr.tools.tables import DramaTables
 
 
-def relation_pairs(ctx: Context) -> tuple[set[int], np.ndarray, dict[tuple[int, int], list[str]]]:
-    """Codes a*C+b of related class pairs (both directions), listed-character mask, kinds."""
-    if "relations" in ctx.cache:
-        return ctx.cache["relations"]
-    n_classes = len(ctx.classes)
+@dataclass(frozen=True, eq=False)
+class Relations:
+    """relation.json read against the class list."""
+
+    codes: set[int]  # a * C + b of related class pairs, both directions
+    listed: np.ndarray  # float32 [C], 1 for the drama's listed characters
+    kinds: dict[tuple[int, int], list[str]]  # (a, b) -> the relations listed for them
+
+
+def build_relations(tables: DramaTables) -> Relations:
+    """The drama's relations as class pairs; label-free (`DramaTables.relations`)."""
+    n_classes, other = len(tables.classes), tables.other
     listed = np.zeros(n_classes, np.float32)
     kinds: dict[tuple[int, int], list[str]] = {}
-    relation = ctx.drama.relation or {}
+    relation = tables.drama.relation or {}
     for name in relation.get("character_list") or []:
-        k = ctx.class_of.get(name)
-        if k is not None and k != ctx.other:
+        k = tables.class_of.get(name)
+        if k is not None and k != other:
             listed[k] = 1.0
     for a, b, kind in relation.get("relationship_list") or []:
-        ka, kb = ctx.class_of.get(a), ctx.class_of.get(b)
-        if ka is None or kb is None or ctx.other in (ka, kb):
+        ka, kb = tables.class_of.get(a), tables.class_of.get(b)
+        if ka is None or kb is None or other in (ka, kb):
             continue
         kinds.setdefault((ka, kb), []).append(kind)
     codes = {a * n_classes + b for a, b in kinds} | {b * n_classes + a for a, b in kinds}
-    ctx.cache["relations"] = (codes, listed, kinds)
-    return ctx.cache["relations"]
+    return Relations(codes, listed, kinds)
 
 
 class CharRelation(Tool):
@@ -44,7 +53,7 @@ class CharRelation(Tool):
     cost = 0.5
 
     def features(self, ctx: Context, pair_line: np.ndarray, pair_class: np.ndarray) -> dict[str, np.ndarray]:
-        codes, listed, _ = relation_pairs(ctx)
+        codes, listed = ctx.tables.relations.codes, ctx.tables.relations.listed
         n_classes = len(ctx.classes)
         out = {}
         for key, step in (("rel_prev", -1), ("rel_next", 1)):
@@ -57,7 +66,7 @@ class CharRelation(Tool):
     def describe(self, ctx: Context, line: int, values: dict[str, dict[str, float]]) -> str:
         if ctx.drama.relation is None:
             return "no relation.json for this drama"
-        _, _, kinds = relation_pairs(ctx)
+        kinds = ctx.tables.relations.kinds
         prev = neighbour_class(ctx, np.asarray([line]), -1)[0]
         nxt = neighbour_class(ctx, np.asarray([line]), 1)[0]
         parts = []

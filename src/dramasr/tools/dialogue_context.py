@@ -10,66 +10,34 @@ from __future__ import annotations
 
 import numpy as np
 
-from dramasr.tools.base import Context, Tool, episode_bounds
+from dramasr.data.model import Drama
+from dramasr.tools.base import Context, Tool
 
 WINDOW_LINES = 5
 SCENE_LINES = 20  # a wider window: who is in the scene at all
 MAX_GAP_S = 30.0
 
 
-def _bounds(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
-    if "episode_bounds" not in ctx.cache:
-        ctx.cache["episode_bounds"] = episode_bounds(ctx.drama)
-    return ctx.cache["episode_bounds"]
-
-
 def neighbour_class(ctx: Context, pair_line: np.ndarray, step: int) -> np.ndarray:
     """Class of the line `step` away within the episode, -1 outside it."""
-    lo, hi = _bounds(ctx)
+    lo, hi = ctx.tables.episode_bounds
     other = pair_line + step
     inside = (other >= lo[pair_line]) & (other < hi[pair_line])
     return np.where(inside, ctx.label_class[np.clip(other, 0, len(ctx.label_class) - 1)], -1)
 
 
-def gaps(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
+def build_gaps(drama: Drama, bounds: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Silence before and after each line in seconds (MAX_GAP_S at episode edges)."""
-    if "gaps" not in ctx.cache:
-        lines = ctx.drama.lines
-        lo, hi = _bounds(ctx)
-        idx = np.arange(len(lines))
-        before = np.full(len(lines), MAX_GAP_S)
-        after = np.full(len(lines), MAX_GAP_S)
-        has_prev = idx > lo
-        before[has_prev] = lines.start[idx[has_prev]] - lines.end[idx[has_prev] - 1]
-        has_next = idx + 1 < hi
-        after[has_next] = lines.start[idx[has_next] + 1] - lines.end[idx[has_next]]
-        ctx.cache["gaps"] = (np.clip(before, -5, MAX_GAP_S), np.clip(after, -5, MAX_GAP_S))
-    return ctx.cache["gaps"]
-
-
-def _asks(ctx: Context) -> np.ndarray:
-    """Lines that end in a question: the answer usually comes from someone else."""
-    if "asks" not in ctx.cache:
-        text = ctx.drama.lines.text
-        ctx.cache["asks"] = np.fromiter((t.rstrip().endswith(("?", "？", "吗", "呢")) for t in text), bool, len(text))
-    return ctx.cache["asks"]
-
-
-def neighbour_similarity(ctx: Context, step: int) -> np.ndarray:
-    """Voice similarity of each line to the line `step` away (0 outside the episode)."""
-    key = f"neighbour_sim_{step}"
-    if key not in ctx.cache:
-        from dramasr.tools.audio_sim import unit_embeddings
-
-        unit = unit_embeddings(ctx)
-        lo, hi = _bounds(ctx)
-        idx = np.arange(len(unit))
-        other = idx + step
-        inside = (other >= lo) & (other < hi)
-        sims = np.zeros(len(unit), np.float32)
-        sims[inside] = np.einsum("ij,ij->i", unit[idx[inside]], unit[other[inside]])
-        ctx.cache[key] = sims
-    return ctx.cache[key]
+    lines = drama.lines
+    lo, hi = bounds
+    idx = np.arange(len(lines))
+    before = np.full(len(lines), MAX_GAP_S)
+    after = np.full(len(lines), MAX_GAP_S)
+    has_prev = idx > lo
+    before[has_prev] = lines.start[idx[has_prev]] - lines.end[idx[has_prev] - 1]
+    has_next = idx + 1 < hi
+    after[has_next] = lines.start[idx[has_next] + 1] - lines.end[idx[has_next]]
+    return np.clip(before, -5, MAX_GAP_S), np.clip(after, -5, MAX_GAP_S)
 
 
 class DialogueContext(Tool):
@@ -82,7 +50,8 @@ class DialogueContext(Tool):
     cost = 0.5
 
     def features(self, ctx: Context, pair_line: np.ndarray, pair_class: np.ndarray) -> dict[str, np.ndarray]:
-        before, after = gaps(ctx)
+        before, after = ctx.tables.gaps
+        neighbour_similarity = ctx.tables.neighbour_similarity
         prev1 = neighbour_class(ctx, pair_line, -1)
         next1 = neighbour_class(ctx, pair_line, 1)
         prev2 = neighbour_class(ctx, pair_line, -2)
@@ -92,13 +61,13 @@ class DialogueContext(Tool):
         for step in [s for k in range(1, WINDOW_LINES + 1) for s in (-k, k)]:
             same = neighbour_class(ctx, pair_line, step) == pair_class
             nearby += same
-            voice_nearby = np.where(same, np.maximum(voice_nearby, neighbour_similarity(ctx, step)[pair_line]),
+            voice_nearby = np.where(same, np.maximum(voice_nearby, neighbour_similarity(step)[pair_line]),
                                     voice_nearby)
         scene = nearby.copy()
         for step in [s for k in range(WINDOW_LINES + 1, SCENE_LINES + 1) for s in (-k, k)]:
             scene += neighbour_class(ctx, pair_line, step) == pair_class
-        asks = _asks(ctx)
-        lo, _ = _bounds(ctx)
+        asks = ctx.tables.asks
+        lo, _ = ctx.tables.episode_bounds
         prev_asks = np.where(pair_line > lo[pair_line], asks[np.maximum(pair_line - 1, 0)], False)
         return {
             "ctx_scene": scene,
@@ -110,14 +79,14 @@ class DialogueContext(Tool):
             "ctx_prev_is_next": ((prev1 == next1) & (prev1 >= 0)).astype(np.float32),
             "ctx_nearby": nearby,
             "ctx_voice_nearby": voice_nearby,
-            "voice_prev": neighbour_similarity(ctx, -1)[pair_line],
-            "voice_next": neighbour_similarity(ctx, 1)[pair_line],
+            "voice_prev": neighbour_similarity(-1)[pair_line],
+            "voice_next": neighbour_similarity(1)[pair_line],
             "gap_before_s": before[pair_line].astype(np.float32),
             "gap_after_s": after[pair_line].astype(np.float32),
         }
 
     def describe(self, ctx: Context, line: int, values: dict[str, dict[str, float]]) -> str:
-        lo, hi = _bounds(ctx)
+        lo, hi = ctx.tables.episode_bounds
         lines = ctx.drama.lines
         rows = []
         for j in range(max(lo[line], line - 3), min(hi[line], line + 4)):

@@ -9,24 +9,36 @@ these are features for the model, not rules.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from dramasr.tools.base import Context, Tool
+from dramasr.tools.tables import DramaTables
 
 WINDOW_S = 5.0
 
 
-def face_tables(ctx: Context) -> dict[str, np.ndarray]:
-    """Dense [N, C] tables; they do not depend on labels, so they are cached per drama."""
-    if "faces" in ctx.cache:
-        return ctx.cache["faces"]
-    drama, n, n_classes = ctx.drama, len(ctx.drama.lines), len(ctx.classes)
+@dataclass(frozen=True, eq=False)
+class FaceTables:
+    """Dense [N, C] tables of named faces around each line, and [N] totals."""
+
+    hits: np.ndarray  # detections of the class inside the line
+    best: np.ndarray  # best recognition score among them
+    near: np.ndarray  # seconds to the class's nearest detection (WINDOW_S at most)
+    total: np.ndarray  # [N] detections inside the line, all classes
+    on_screen: np.ndarray  # [N] named classes seen inside the line
+
+
+def build_face_tables(tables: DramaTables) -> FaceTables:
+    """The face tables of a drama; they do not depend on labels (`DramaTables.faces`)."""
+    drama, n, n_classes = tables.drama, len(tables.drama.lines), len(tables.classes)
     hits = np.zeros((n, n_classes), np.float32)
     best = np.zeros((n, n_classes), np.float32)
     near = np.full((n, n_classes), WINDOW_S, np.float32)
     faces = drama.faces
     if len(faces):
-        face_class = ctx.classes_of(faces.name)
+        face_class = tables.classes_of(faces.name)
         # a face the recogniser could not name (an id like 0012_pro0_id3) counts for OTHER:
         # an unknown face on screen hints at an extra speaking
         face_known = np.fromiter((bool(n) for n in faces.name), bool, len(faces))
@@ -59,13 +71,8 @@ def face_tables(ctx: Context) -> dict[str, np.ndarray]:
             inside = gap == 0
             np.add.at(hits, (pair_line[inside], cls[inside]), 1.0)
             np.maximum.at(best, (pair_line[inside], cls[inside]), faces.score[pair_track[inside]].astype(np.float32))
-    total = hits.sum(1)
-    tables = {
-        "hits": hits, "best": best, "near": near, "total": total,
-        "on_screen": (hits[:, :-1] > 0).sum(1).astype(np.float32),  # named faces only
-    }
-    ctx.cache["faces"] = tables
-    return tables
+    on_screen = (hits[:, :-1] > 0).sum(1).astype(np.float32)  # named faces only
+    return FaceTables(hits, best, near, hits.sum(1), on_screen)
 
 
 class FacesOnScreen(Tool):
@@ -80,15 +87,15 @@ class FacesOnScreen(Tool):
     depends_on_labels = False
 
     def features(self, ctx: Context, pair_line: np.ndarray, pair_class: np.ndarray) -> dict[str, np.ndarray]:
-        t = face_tables(ctx)
-        hits = t["hits"][pair_line, pair_class]
-        total = t["total"][pair_line]
+        t = ctx.tables.faces
+        hits = t.hits[pair_line, pair_class]
+        total = t.total[pair_line]
         return {
             "face_hits": hits,
             "face_share": np.where(total > 0, hits / np.maximum(total, 1), -1.0),
-            "face_score": t["best"][pair_line, pair_class],
-            "face_near_s": t["near"][pair_line, pair_class],
-            "faces_on_screen": t["on_screen"][pair_line],
+            "face_score": t.best[pair_line, pair_class],
+            "face_near_s": t.near[pair_line, pair_class],
+            "faces_on_screen": t.on_screen[pair_line],
         }
 
     def describe(self, ctx: Context, line: int, values: dict[str, dict[str, float]]) -> str:

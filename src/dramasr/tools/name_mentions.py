@@ -10,11 +10,13 @@ so matching is by substring, longest alias first.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 
 from dramasr.data.model import NARRATION_MARK
-from dramasr.tools.base import Context, Tool, episode_bounds
+from dramasr.tools.base import Context, Tool
+from dramasr.tools.tables import DramaTables
 
 _AGE_PREFIXES = ("少年", "青年", "中年", "老年", "小时候", "童年", "幼年")
 _TITLES = (
@@ -51,39 +53,38 @@ def aliases_of(name: str, variants: str | list[str] | None = None) -> set[str]:
     return {a for a in found if len(a) >= 2 and NARRATION_MARK not in a}
 
 
-def mention_table(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
-    """(line, class) pairs of names said in each line, sorted by line; cached per drama."""
-    if "mentions" in ctx.cache:
-        return ctx.cache["mentions"]
-    variants = ctx.drama.face_info.get("role_name_variants") or {}
+@dataclass(frozen=True, eq=False)
+class Mentions:
+    """Names said in the drama's lines: (line, class) pairs sorted by line, and lookups."""
+
+    line: np.ndarray  # int64 [M]
+    cls: np.ndarray  # int32 [M]
+    keys: set[int]  # line * C + class of every pair
+    per_line: np.ndarray  # float32 [N], classes named in each line
+    alias_classes: dict[str, set[int]]  # alias -> the classes it may name
+
+
+def build_mentions(tables: DramaTables) -> Mentions:
+    """Every cast alias said in every line; label-free (`DramaTables.mentions`)."""
+    variants = tables.drama.face_info.get("role_name_variants") or {}
     alias_classes: dict[str, set[int]] = {}
-    for k, name in enumerate(ctx.classes[:-1]):
+    for k, name in enumerate(tables.classes[:-1]):
         for alias in aliases_of(name, variants.get(name) if isinstance(variants, dict) else None):
             alias_classes.setdefault(alias, set()).add(k)
     lines, classes = [], []
     if alias_classes:
         pattern = re.compile("|".join(re.escape(a) for a in sorted(alias_classes, key=len, reverse=True)))
-        for i, text in enumerate(ctx.drama.lines.text):
+        for i, text in enumerate(tables.drama.lines.text):
             said: set[int] = set()
             for match in pattern.finditer(text):
                 said.update(alias_classes[match.group(0)])
             for k in said:
                 lines.append(i)
                 classes.append(k)
-    table = (np.asarray(lines, np.int64), np.asarray(classes, np.int32))
-    ctx.cache["mentions"] = table
-    ctx.cache["alias_classes"] = alias_classes
-    return table
-
-
-def _said(ctx: Context) -> tuple[set[int], np.ndarray]:
-    if "mention_keys" not in ctx.cache:
-        m_line, m_class = mention_table(ctx)
-        n_classes = len(ctx.classes)
-        keys = set((m_line * n_classes + m_class).tolist())
-        per_line = np.bincount(m_line, minlength=len(ctx.drama.lines)).astype(np.float32)
-        ctx.cache["mention_keys"] = (keys, per_line)
-    return ctx.cache["mention_keys"]
+    m_line, m_class = np.asarray(lines, np.int64), np.asarray(classes, np.int32)
+    keys = set((m_line * len(tables.classes) + m_class).tolist())
+    per_line = np.bincount(m_line, minlength=len(tables.drama.lines)).astype(np.float32)
+    return Mentions(m_line, m_class, keys, per_line, alias_classes)
 
 
 class NameMentions(Tool):
@@ -96,10 +97,8 @@ class NameMentions(Tool):
     depends_on_labels = False
 
     def features(self, ctx: Context, pair_line: np.ndarray, pair_class: np.ndarray) -> dict[str, np.ndarray]:
-        keys, per_line = _said(ctx)
-        if "episode_bounds" not in ctx.cache:
-            ctx.cache["episode_bounds"] = episode_bounds(ctx.drama)
-        lo, hi = ctx.cache["episode_bounds"]
+        keys, per_line = ctx.tables.mentions.keys, ctx.tables.mentions.per_line
+        lo, hi = ctx.tables.episode_bounds
         n_classes = len(ctx.classes)
 
         def said_in(step: int) -> np.ndarray:

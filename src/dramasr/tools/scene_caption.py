@@ -11,17 +11,16 @@ from typing import Any
 
 import numpy as np
 
+from dramasr.data.model import Drama
 from dramasr.tools.base import Context, Tool
 from dramasr.tools.name_mentions import aliases_of
 
 
-def _caption_texts(ctx: Context) -> list[str]:
-    """Caption text per line ('' where none covers it); cached per drama."""
-    if "captions" in ctx.cache:
-        return ctx.cache["captions"]
-    n = len(ctx.drama.lines)
+def caption_texts(drama: Drama) -> list[str]:
+    """Caption text per line ('' where none covers it); label-free (`DramaTables.captions`)."""
+    n = len(drama.lines)
     texts = [""] * n
-    raw: Any = ctx.drama.captions
+    raw: Any = drama.captions
     if raw:
         entries: list[tuple[int | None, float, float, str]] = []
         items = raw.items() if isinstance(raw, dict) else [(None, raw)]
@@ -35,14 +34,13 @@ def _caption_texts(ctx: Context) -> list[str]:
                     start = float(entry.get("start", entry.get("start_s", 0.0)) or 0.0)
                     end = float(entry.get("end", entry.get("end_s", start)) or start)
                     entries.append((episode, start, end, entry["text"]))
-        lines = ctx.drama.lines
+        lines = drama.lines
         for episode, start, end, text in entries:
             hit = (lines.end >= start) & (lines.start <= end)
             if episode is not None:
                 hit &= lines.episode == episode
             for i in np.flatnonzero(hit):
                 texts[i] = (texts[i] + " " + text).strip()
-    ctx.cache["captions"] = texts
     return texts
 
 
@@ -53,7 +51,7 @@ class SceneCaption(Tool):
     depends_on_labels = False
 
     def features(self, ctx: Context, pair_line: np.ndarray, pair_class: np.ndarray) -> dict[str, np.ndarray]:
-        texts = _caption_texts(ctx)
+        texts = ctx.tables.captions
         named = np.zeros(len(pair_line), np.float32)
         if any(texts):
             alias = {k: aliases_of(name) for k, name in enumerate(ctx.classes[:-1])}
@@ -63,5 +61,5 @@ class SceneCaption(Tool):
         return {"caption_names": named}
 
     def describe(self, ctx: Context, line: int, values: dict[str, dict[str, float]]) -> str:
-        text = _caption_texts(ctx)[line]
+        text = ctx.tables.captions[line]
         return f"caption: {text}" if text else "no scene caption for this line"

@@ -14,27 +14,39 @@ cluster propagation never linked to its character can still be given to it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from dramasr.tools.audio_sim import audio_tables, unit_embeddings, voice_model
-from dramasr.tools.base import Context, Tool, new_character_clusters
-from dramasr.tools.faces_on_screen import face_tables
+from dramasr.tools.base import Context, Tool
+from dramasr.tools.tables import LabelTables
 
 EXTRA_CANDIDATES = 2  # named characters a cluster's lines are offered beyond propagation's list
 
 
-def cluster_tables(ctx: Context) -> dict[str, np.ndarray]:
-    """[G, C] tables over the current clusters (cached per label state)."""
-    if "voice_cluster" in ctx.derived:
-        return ctx.derived["voice_cluster"]
-    cluster, n_clusters = new_character_clusters(ctx)
-    unit = unit_embeddings(ctx)
-    n_classes, other = len(ctx.classes), ctx.other
+@dataclass(frozen=True, eq=False)
+class ClusterTables:
+    """[G, C] tables over the new-character clusters of one label state ([G] for per-cluster values)."""
+
+    size: np.ndarray  # [G] lines in the cluster
+    sim: np.ndarray  # mean voice against each class's voice centroid (0 for OTHER)
+    margin: np.ndarray  # that similarity less the best other named class's
+    best: np.ndarray  # [G] best named similarity
+    best_margin: np.ndarray  # [G] best less second best
+    face: np.ndarray  # share of the cluster's lines showing the class's face
+    model: np.ndarray  # the voice model's mean probability of the class
+
+
+def build_cluster_tables(labels: LabelTables) -> ClusterTables:
+    """The cluster tables of one label state (`LabelTables.clusters`)."""
+    cluster, n_clusters = labels.new_character_clusters
+    unit = labels.tables.unit_embedding
+    n_classes, other = len(labels.tables.classes), labels.tables.other
     member = np.flatnonzero(cluster >= 0)
     g = cluster[member]
     size = np.bincount(g, minlength=n_clusters).astype(np.float32)
 
-    centroid = audio_tables(ctx)["class_centroid"]
+    centroid = labels.audio.class_centroid
     mean_voice = np.zeros((n_clusters, unit.shape[1]), np.float32)
     np.add.at(mean_voice, g, unit[member])
     mean_voice /= np.maximum(np.linalg.norm(mean_voice, axis=1, keepdims=True), 1e-8)
@@ -52,42 +64,35 @@ def cluster_tables(ctx: Context) -> dict[str, np.ndarray]:
     margin = np.zeros_like(sim)
     margin[:, :other] = named_sim - rival
 
-    seen = (face_tables(ctx)["hits"][member] > 0).astype(np.float32)
+    seen = (labels.tables.faces.hits[member] > 0).astype(np.float32)
     face = np.zeros((n_clusters, n_classes), np.float32)
     np.add.at(face, g, seen)
     face /= np.maximum(size[:, None], 1.0)
     model = np.zeros((n_clusters, n_classes), np.float32)
-    np.add.at(model, g, voice_model(ctx)[member])
+    np.add.at(model, g, labels.voice_model[member])
     model /= np.maximum(size[:, None], 1.0)
-    tables = {"size": size, "sim": sim, "margin": margin, "best": best, "best_margin": best - second,
-              "face": face, "model": model}
-    ctx.derived["voice_cluster"] = tables
-    return tables
+    return ClusterTables(size, sim, margin, best, best - second, face, model)
 
 
-def cluster_candidate_table(ctx: Context, k: int = EXTRA_CANDIDATES) -> np.ndarray:
+def build_cluster_candidates(labels: LabelTables, k: int) -> np.ndarray:
     """[G, min(k, named classes)] the named classes each cluster's voice is closest to, best
-    first (ties: lower class id first); one stable argsort over all clusters at once, cached
-    per label state."""
-    key = ("cluster_candidates", k)
-    if key not in ctx.derived:
-        _, n_clusters = new_character_clusters(ctx)
-        if not n_clusters or ctx.other == 0:
-            ctx.derived[key] = np.zeros((n_clusters, 0), np.int64)
-        else:
-            sim = cluster_tables(ctx)["sim"][:, :ctx.other]
-            ctx.derived[key] = np.argsort(-sim, axis=1, kind="stable")[:, :k]
-    return ctx.derived[key]
+    first (ties: lower class id first); one stable argsort over all clusters at once
+    (`LabelTables.cluster_candidates`)."""
+    _, n_clusters = labels.new_character_clusters
+    other = labels.tables.other
+    if not n_clusters or other == 0:
+        return np.zeros((n_clusters, 0), np.int64)
+    return np.argsort(-labels.clusters.sim[:, :other], axis=1, kind="stable")[:, :k]
 
 
 def cluster_candidates(ctx: Context, line: int, k: int = EXTRA_CANDIDATES) -> list[int]:
     """The k named classes whose voice centroids the line's cluster is closest to ([] when
     the line is in no cluster)."""
-    cluster, _ = new_character_clusters(ctx)
+    cluster, _ = ctx.labels.new_character_clusters
     g = int(cluster[line])
     if g < 0 or ctx.other == 0:
         return []
-    return cluster_candidate_table(ctx, k)[g].tolist()
+    return ctx.labels.cluster_candidates(k)[g].tolist()
 
 
 class VoiceCluster(Tool):
@@ -101,7 +106,7 @@ class VoiceCluster(Tool):
     cost = 1.0
 
     def features(self, ctx: Context, pair_line: np.ndarray, pair_class: np.ndarray) -> dict[str, np.ndarray]:
-        cluster, n_clusters = new_character_clusters(ctx)
+        cluster, n_clusters = ctx.labels.new_character_clusters
         names = ("cluster_size", "cluster_voice", "cluster_voice_margin", "cluster_best_voice",
                  "cluster_best_margin", "cluster_face_share", "cluster_model_p")
         if not n_clusters:
@@ -109,9 +114,9 @@ class VoiceCluster(Tool):
         g = cluster[pair_line]
         inside = g >= 0
         gi = np.where(inside, g, 0)
-        t = cluster_tables(ctx)
-        values = (t["size"][gi], t["sim"][gi, pair_class], t["margin"][gi, pair_class], t["best"][gi],
-                  t["best_margin"][gi], t["face"][gi, pair_class], t["model"][gi, pair_class])
+        t = ctx.labels.clusters
+        values = (t.size[gi], t.sim[gi, pair_class], t.margin[gi, pair_class], t.best[gi],
+                  t.best_margin[gi], t.face[gi, pair_class], t.model[gi, pair_class])
         return {name: np.where(inside, v, 0.0).astype(np.float32) for name, v in zip(names, values, strict=True)}
 
     def describe(self, ctx: Context, line: int, values: dict[str, dict[str, float]]) -> str:
