@@ -5,6 +5,9 @@ a line the model does not settle keeps the CPU reasoner's answer, marked so.
 `hybrid()` sends only the lines whose reasoner margin is below a threshold; every
 conversation is saved as one JSONL trajectory (appended as it finishes, so a killed run
 resumes where it stopped) and can be replayed (`replay()`).
+
+Over 500 lines on purpose: the conversation loop, its resumable trajectory log and the
+hybrid's choice of lines share `AgentConfig`, `LineTask` and the trajectory format.
 """
 
 from __future__ import annotations
