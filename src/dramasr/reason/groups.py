@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dramasr.tools.base import Context
+from dramasr.tools.tables import unit_rows
 
 TOOLS = ("audio_sim", "faces_on_screen", "dialogue_context", "voice_cluster")  # whose evidence it reads
 VOICE_CANDIDATES = 3  # named characters offered to a group by voice (plus the most-seen face)
@@ -131,7 +132,7 @@ def group_rows(ctx: Context, voice_candidates: int = VOICE_CANDIDATES) -> GroupR
     voice_sum = np.zeros((n_groups, unit.shape[1]), np.float32)
     np.add.at(voice_sum, group, unit[member])
     coherence = np.linalg.norm(voice_sum, axis=1) / size  # 1 when every line has the same voice
-    mean_voice = voice_sum / np.maximum(np.linalg.norm(voice_sum, axis=1, keepdims=True), 1e-8)
+    mean_voice = unit_rows(voice_sum)
     episode_voice = np.einsum("gd,gcd->gc", mean_voice, centroid[main_episode])
     episode_lines = centroid_lines[main_episode]
     episode_voice[episode_lines == 0] = -1.0

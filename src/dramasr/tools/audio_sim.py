@@ -24,7 +24,7 @@ from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
 from dramasr.tools.base import Context, Tool
-from dramasr.tools.tables import DramaTables
+from dramasr.tools.tables import DramaTables, unit_rows
 
 TOP_K = 5
 LOCAL_TOP_K = 3
@@ -226,7 +226,7 @@ def build_audio_tables(tables: DramaTables, label: np.ndarray) -> AudioTables:
 
     centroid = np.zeros((n_classes, unit.shape[1]), np.float32)
     np.add.at(centroid, label, unit)
-    centroid /= np.maximum(np.linalg.norm(centroid, axis=1, keepdims=True), 1e-8)
+    centroid = unit_rows(centroid)
     centroid_sim = np.zeros((n, n_classes), np.float32)
     for lo in range(0, n, BLOCK_ROWS * 8):
         hi = min(n, lo + BLOCK_ROWS * 8)

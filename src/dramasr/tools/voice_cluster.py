@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dramasr.tools.base import Context, Tool
-from dramasr.tools.tables import LabelTables
+from dramasr.tools.tables import LabelTables, unit_rows
 
 EXTRA_CANDIDATES = 2  # named characters a cluster's lines are offered beyond propagation's list
 
@@ -49,7 +49,7 @@ def build_cluster_tables(labels: LabelTables) -> ClusterTables:
     centroid = labels.audio.class_centroid
     mean_voice = np.zeros((n_clusters, unit.shape[1]), np.float32)
     np.add.at(mean_voice, g, unit[member])
-    mean_voice /= np.maximum(np.linalg.norm(mean_voice, axis=1, keepdims=True), 1e-8)
+    mean_voice = unit_rows(mean_voice)
     sim = mean_voice @ centroid.T
     sim[:, other] = 0.0  # OTHER is no one voice
     named_sim = sim[:, :other]
