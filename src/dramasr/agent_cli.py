@@ -25,6 +25,11 @@ LLM_HELP = ("Model: an OpenAI-compatible base URL (http://HOST:PORT/v1; key from
             "(in-process llama.cpp), or gguf:smollm2 / gguf:gemma3-270m (tiny models of the llm extra).")
 REPORT_THRESHOLDS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 
+# options shared by export-sft and export-rl: which training dramas, seeded how
+DataOption = Annotated[Path, typer.Option("--data", help="Folder holding the training dramas.")]
+DramasOption = Annotated[list[str] | None, typer.Option("--drama", help="Training drama(s) inside --data (repeatable).")]
+SeedsOption = Annotated[str, typer.Option(help="Seeds for propagation on the training dramas.")]
+
 
 def parse_lines(spec: str, drama: Any) -> list[int]:
     """Global line indices from "1234", "EP:IDX", "EP:IDX-IDX2" (index inside the episode,
@@ -130,6 +135,11 @@ def register(app: typer.Typer) -> None:
     """Add `agent`, `export-sft` and `export-rl` to the dramasr command."""
     from dramasr.cli import _load, _writable_file, user_errors
 
+    def _training_dramas(data_dir: Path, dramas: list[str] | None) -> list[Any]:
+        from dramasr.train import DEFAULT_TRAINING_DRAMAS
+
+        return [_load(data_dir / name) for name in dramas or DEFAULT_TRAINING_DRAMAS]
+
     @app.command("agent")
     @user_errors
     def agent(
@@ -205,18 +215,17 @@ def register(app: typer.Typer) -> None:
     @user_errors
     def export_sft_cmd(
         output: Annotated[Path, typer.Option("--output", "-o", help="sharegpt JSON to write (dataset_info.json goes beside it).")],
-        data_dir: Annotated[Path, typer.Option("--data", help="Folder holding the training dramas.")] = Path("../shared/dramasr"),
-        dramas: Annotated[list[str] | None, typer.Option("--drama", help="Training drama(s) inside --data (repeatable).")] = None,
+        data_dir: DataOption = Path("../shared/dramasr"),
+        dramas: DramasOption = None,
         limit: Annotated[int, typer.Option(min=1, help="At most this many conversations (seeded random subset).")] = 2000,
         seed: Annotated[int, typer.Option(help="Random seed of the line sample.")] = 0,
-        seeds: Annotated[str, typer.Option(help="Seeds for propagation on the training dramas.")] = "1pct",
+        seeds: SeedsOption = "1pct",
     ) -> None:
         """SFT conversations for LLaMA-Factory (sharegpt): real tool outputs, the truth as answer."""
         from dramasr.finetune import export_sft, training_contexts
-        from dramasr.train import DEFAULT_TRAINING_DRAMAS
 
         _writable_file(output, "--output")
-        loaded = [_load(data_dir / name) for name in dramas or DEFAULT_TRAINING_DRAMAS]
+        loaded = _training_dramas(data_dir, dramas)
         with err_console.status("building conversations ..."):
             info = export_sft(training_contexts(loaded, seeds), output, limit=limit, seed=seed)
         console.print(f"wrote {info['conversations']} conversations ({info['kinds']}) -> {output}; "
@@ -226,21 +235,20 @@ def register(app: typer.Typer) -> None:
     @user_errors
     def export_rl_cmd(
         output: Annotated[Path, typer.Option("--output", "-o", help="Training parquet to write (validation: NAME_val.parquet beside it).")],
-        data_dir: Annotated[Path, typer.Option("--data", help="Folder holding the training dramas.")] = Path("../shared/dramasr"),
-        dramas: Annotated[list[str] | None, typer.Option("--drama", help="Training drama(s) inside --data (repeatable).")] = None,
+        data_dir: DataOption = Path("../shared/dramasr"),
+        dramas: DramasOption = None,
         limit: Annotated[int, typer.Option(min=1, help="At most this many prompts (seeded random subset).")] = 2000,
         validation_share: Annotated[float, typer.Option(min=0.0, max=0.5, help="Share of prompts kept for validation.")] = 0.05,
         seed: Annotated[int, typer.Option(help="Random seed of the line sample and the split.")] = 0,
-        seeds: Annotated[str, typer.Option(help="Seeds for propagation on the training dramas.")] = "1pct",
+        seeds: SeedsOption = "1pct",
     ) -> None:
         """RL prompts for verl (parquet: prompt, reward_model ground truth, extra_info); score rollouts with dramasr.finetune.reward."""
         from dramasr.finetune import export_rl, training_contexts
-        from dramasr.train import DEFAULT_TRAINING_DRAMAS
 
         if output.suffix != ".parquet":
             raise DramaError(f"output must end in .parquet, not {output.suffix!r}", field="--output")
         _writable_file(output, "--output")
-        loaded = [_load(data_dir / name) for name in dramas or DEFAULT_TRAINING_DRAMAS]
+        loaded = _training_dramas(data_dir, dramas)
         with err_console.status("building prompts ..."):
             info = export_rl(training_contexts(loaded, seeds), output, limit=limit, seed=seed,
                              validation_share=validation_share)
