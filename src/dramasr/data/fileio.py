@@ -100,11 +100,16 @@ def format_time(ms: int) -> str:
     return f"{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}"
 
 
-def read_json(path: Path, mends: Mends | None = None) -> Any:
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes; a file that cannot be read is a DramaError naming it and why."""
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise DramaError(f"cannot read: {exc.strerror}", file=path) from exc
+
+
+def read_json(path: Path, mends: Mends | None = None) -> Any:
+    raw = read_bytes(path)
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
         if mends is not None:

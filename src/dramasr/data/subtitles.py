@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pysubs2
 
+from dramasr.data.fileio import read_bytes, write_bytes_atomic
 from dramasr.data.model import (
     ABSENT,
     DELETED_MARK,
@@ -29,7 +30,6 @@ from dramasr.data.model import (
     FaceTracks,
     Lines,
 )
-from dramasr.data.release import write_bytes_atomic
 from dramasr.errors import DramaError
 
 FORMATS = {".srt": "srt", ".ass": "ass", ".ssa": "ass", ".vtt": "vtt"}
@@ -204,10 +204,7 @@ def import_subtitles(path: str | Path, fmt: str | None = None) -> list[SubtitleL
     """Read a subtitle file back into cues, with the speaker names it holds (None where none)."""
     source = Path(path)
     kind = subtitle_format(source, fmt)
-    try:
-        raw = source.read_bytes()
-    except OSError as exc:
-        raise DramaError(f"cannot read: {exc.strerror}", file=source) from exc
+    raw = read_bytes(source)
     try:
         content = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
