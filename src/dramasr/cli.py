@@ -321,13 +321,13 @@ def attribute(
     resolved = _resolved_seeds(drama, seeds)
     started = time.perf_counter()
     with _progress() as hook:
-        if corrections is not None:  # issue 21: a person's corrections as extra seeds and fixed answers
+        if corrections is not None:  # a person's corrections: extra seeds and fixed answers
             from dramasr.review.seeding import attribute_corrected_drama
 
             records = attribute_corrected_drama(drama, corrections, resolved, model_path=model, hook=hook)
         else:
             records = attribute_drama(drama, resolved, model_path=model, hook=hook)
-    if llm is not None:  # the LLM agent (issue 19) re-answers the low-margin lines
+    if llm is not None:  # the LLM agent re-answers the low-margin lines
         from dramasr.agent_cli import apply_llm
 
         records = apply_llm(drama, records, llm, seeds=resolved, model=llm_model, threshold=llm_threshold,
@@ -435,17 +435,17 @@ def _demo_stage(title: str, drama, output: Path, *, reasoner: bool) -> None:
     _print_score(drama, output)
 
 
-# ------------------------------------------------------------- media front-end (issue 20)
+# ------------------------------------------------------------- media front-end
 from dramasr.extract.cli import extract_command, run_command  # noqa: E402  (imports no media stack)
 
 app.command("extract")(user_errors(extract_command))
 app.command("run")(user_errors(run_command))
 
-from dramasr.review.cli import review as _review  # noqa: E402  (issue 21: imports no web stack)
+from dramasr.review.cli import review as _review  # noqa: E402  (imports no web stack)
 
 app.command("review")(user_errors(_review))
 
-from dramasr.agent_cli import register as _register_agent_commands  # noqa: E402  (issue 19's commands)
+from dramasr.agent_cli import register as _register_agent_commands  # noqa: E402  (the LLM agent's commands)
 
 _register_agent_commands(app)
 

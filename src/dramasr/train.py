@@ -252,9 +252,9 @@ def run_seeds(run: Drama, inherited: dict[str, list[int]], draw: int = 0,
     The release's seeds come in clumps (a few scenes per character, mostly lines of 1.5 s
     or more), so a run of episodes keeps the drama's seeds that fall in it (`inherited`,
     {name: [line of the run]}) and leaves many characters without any: their lines could
-    never be named. Each such character gets a clump of max(1, round(1 %)) of their lines
+    never be named. Each such character gets a clump of max(1, round(seed_rate x n)) of its n lines
     in the run, from a random line of theirs on (generator seeded by `draw`), lines of
-    1.5 s or more first. Reads the run's truth: for training dramas only."""
+    `seed_min_s` or more first. Reads the run's truth: for training dramas only."""
     seeds = {name: sorted(lines) for name, lines in inherited.items() if lines}
     speaker = np.asarray(run.lines.speaker, dtype=object)
     usable = ~run.lines.deleted
