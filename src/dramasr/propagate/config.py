@@ -30,6 +30,7 @@ class PropagationConfig:
 
 
 def top_count(n: int, cfg: PropagationConfig) -> int:
+    """k of the top-k mean against `n` reference lines: min(max_top, floor(n ** top_power)), 0 for none."""
     # math.pow is C pow(), as in the release's C routines: keeps floor() identical at n = 32, 243...
     return int(min(cfg.max_top, math.floor(math.pow(n, cfg.top_power)))) if n > 0 else 0
 

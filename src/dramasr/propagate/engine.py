@@ -19,7 +19,7 @@ from scipy.sparse.csgraph import connected_components
 from dramasr.data.model import NARRATION_MARK, NEW_CHARACTER_PREFIX
 from dramasr.errors import DramaError
 from dramasr.propagate.config import PropagationConfig, reference_cut, top_count
-from dramasr.propagate.pools import _Pools
+from dramasr.propagate.pools import ReferencePools
 from dramasr.propagate.result import (
     CODE_OTHER,
     STAGE_COMPONENT,
@@ -138,7 +138,7 @@ class _Engine:
         cut = reference_cut(longest, self.cfg)
         return members[self.length[members] >= cut], longest
 
-    def propagate_round(self, thr: float, amap: np.ndarray, pools: _Pools) -> list[tuple[int, int, float]]:
+    def propagate_round(self, thr: float, amap: np.ndarray, pools: ReferencePools) -> list[tuple[int, int, float]]:
         """Label unlabelled lines whose best gated score reaches `thr`; returns (line, code, score)."""
         cfg = self.cfg
         thr32 = np.float32(thr)
@@ -391,7 +391,7 @@ def _run(emb: np.ndarray, episode: np.ndarray, start_ms: np.ndarray, end_ms: np.
     fs, fe, f_code, f_score = fs[f_ok], fe[f_ok], f_code[f_ok], f_score[f_ok]
     norm = unit_rows(emb)
     eng = _Engine(norm, ls, le, fs, fe, f_code, f_score, characters, seeds, cfg)
-    pools = _Pools(norm, cfg)
+    pools = ReferencePools(norm, cfg)
     thr = cfg.threshold_high
     total = n
     while True:

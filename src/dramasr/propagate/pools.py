@@ -1,4 +1,6 @@
-"""Running top-k pools: the highest similarities of each candidate line to a character's references."""
+"""Running top-k pools: the highest similarities of each candidate line to a character's references,
+kept across rounds so that a growing reference set costs only its new columns.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from dramasr.propagate.config import PropagationConfig
 from dramasr.propagate.similarity import blocks, top_pool
 
 
-class _Pools:
+class ReferencePools:
     """Top-k similarity of candidate lines to each character's reference lines.
 
     A character's reference set mostly grows; for each (line, character) pair we keep the

@@ -14,6 +14,7 @@ BLOCK_ELEMENTS = 1 << 23  # similarity values per block (32 MiB of float32)
 
 
 def unit_rows(embedding: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32, C order), so a product of rows is their cosine."""
     emb = np.asarray(embedding, dtype=np.float32)
     norm = np.linalg.norm(emb, axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -23,6 +24,7 @@ def unit_rows(embedding: np.ndarray) -> np.ndarray:
 
 
 def blocks(n_rows: int, n_cols: int) -> Iterator[slice]:
+    """Slices of rows such that a block of rows x `n_cols` similarities fits in BLOCK_ELEMENTS."""
     step = max(1, min(n_rows, BLOCK_ELEMENTS // max(1, n_cols)))
     for lo in range(0, n_rows, step):
         yield slice(lo, min(n_rows, lo + step))
@@ -36,7 +38,7 @@ def top_pool(sims: np.ndarray, width: int) -> np.ndarray:
 
 
 def topk_mean(emb: np.ndarray, rows: np.ndarray, refs: np.ndarray, k: int,
-               exclude_self: bool = False) -> np.ndarray:
+              exclude_self: bool = False) -> np.ndarray:
     """Mean of the k highest similarities of each row line to the reference lines (blockwise)."""
     out = np.empty(len(rows), np.float32)
     if len(rows) == 0:

@@ -16,8 +16,8 @@ EPISODE_PADDING_MS = 10_000
 
 
 def absolute_times(episode: np.ndarray, start_ms: np.ndarray, end_ms: np.ndarray,
-                    face_episode: np.ndarray, face_start_ms: np.ndarray, face_end_ms: np.ndarray,
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                   face_episode: np.ndarray, face_start_ms: np.ndarray, face_end_ms: np.ndarray,
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Lines and faces on one time axis (ms), episodes end to end as the release lays them out.
 
     Returns line start, line end, face start, face end and a mask of faces that could be placed
@@ -45,7 +45,7 @@ def absolute_times(episode: np.ndarray, start_ms: np.ndarray, end_ms: np.ndarray
 
 
 def windows(line_start: np.ndarray, line_end: np.ndarray, item_start: np.ndarray, item_end: np.ndarray,
-             radius: int) -> tuple[np.ndarray, np.ndarray]:
+            radius: int) -> tuple[np.ndarray, np.ndarray]:
     """Index range [lo, hi) of time-ordered items within +-radius of each line.
 
     Same semantics as a two-pointer sweep over the lines in order (what the release does):
