@@ -7,11 +7,12 @@ seeds (choose / resolve to plain data) -> engine (pure computation on arrays, in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from dramasr.data.model import DELETED_MARK, NARRATION_MARK, NEW_CHARACTER_PREFIX, OTHER
+from dramasr.progress import Progress
 from dramasr.propagate.config import PropagationConfig
 from dramasr.propagate.engine import propagate
 from dramasr.propagate.release_io import (
@@ -50,7 +51,7 @@ from dramasr.propagate.timeline import EPISODE_PADDING_MS
 
 def propagate_drama(drama: Any, seeds: Mapping[str, Sequence[int]] | str | Path = "1pct",
                     config: PropagationConfig | None = None,
-                    progress: Callable[[str, float], None] | None = None) -> Propagation:
+                    progress: Progress | None = None) -> Propagation:
     """Label propagation on a loaded `dramasr.data.Drama`.
 
     `seeds` is resolved here, once, by `resolve_seeds` (a dict, a path to an init_seeds_*.json,

@@ -9,7 +9,7 @@ characters. Seeds come in resolved ({character: [line, ...]}); nothing here read
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ from scipy.sparse.csgraph import connected_components
 
 from dramasr.data.model import NARRATION_MARK, NEW_CHARACTER_PREFIX
 from dramasr.errors import DramaError
+from dramasr.progress import Progress
 from dramasr.propagate.config import PropagationConfig, reference_cut, top_count
 from dramasr.propagate.pools import ReferencePools
 from dramasr.propagate.result import (
@@ -329,7 +330,7 @@ def propagate(embedding: np.ndarray, episode: np.ndarray, start: np.ndarray, end
               face_episode: np.ndarray, face_start: np.ndarray, face_end: np.ndarray,
               face_name: Sequence[str], face_score: np.ndarray,
               seeds: Mapping[str, Sequence[int]], config: PropagationConfig | None = None,
-              progress: Callable[[str, float], None] | None = None) -> Propagation:
+              progress: Progress | None = None) -> Propagation:
     """Label every line from a few seed lines per character.
 
     Times are seconds within each episode; lines are in global order (episodes ascending).
@@ -385,7 +386,7 @@ def propagate(embedding: np.ndarray, episode: np.ndarray, start: np.ndarray, end
 def _run(emb: np.ndarray, episode: np.ndarray, start_ms: np.ndarray, end_ms: np.ndarray, f_ep: np.ndarray,
          f_start: np.ndarray, f_end: np.ndarray, f_code: np.ndarray, f_score: np.ndarray, characters: list[str],
          seeds: Mapping[str, Sequence[int]], cfg: PropagationConfig,
-         progress: Callable[[str, float], None] | None) -> Propagation:
+         progress: Progress | None) -> Propagation:
     n = len(emb)
     ls, le, fs, fe, f_ok = absolute_times(episode, start_ms, end_ms, f_ep, f_start, f_end)
     fs, fe, f_code, f_score = fs[f_ok], fe[f_ok], f_code[f_ok], f_score[f_ok]
@@ -401,7 +402,7 @@ def _run(emb: np.ndarray, episode: np.ndarray, start_ms: np.ndarray, end_ms: np.
         items = eng.propagate_round(thr, amap, pools)
         clusters = eng.local_clusters(thr, amap) if cfg.discover_new_characters else []
         if progress:
-            progress(f"threshold {thr:.2f}", float(np.mean(eng.code >= 0)))
+            progress(f"propagation (threshold {thr:.2f})", int(np.count_nonzero(eng.code >= 0)), len(eng.code))
         finished = True
         for line, c, score in items:
             eng._label(np.array([line]), c, STAGE_PROPAGATED, thr, score)
