@@ -1,8 +1,10 @@
-"""Engines that run independent episode jobs: a local process pool (default) or a Ray cluster.
+"""Engines that run independent units of work (parts of episodes, `PartJob`): a local process
+pool (default) or a Ray cluster.
 
-Both return each episode's result (a JSON-able dict) to the driver, which writes it
-atomically; jobs whose result file already exists are not run again, so a killed run resumes.
-On a Ray cluster the workers must see the video and subtitle paths (a shared file system).
+Both return each part's result (a JSON-able dict) to the driver, which merges an episode's parts
+and writes its result atomically; episodes whose result file already exists are not run again,
+so a killed run resumes. On a Ray cluster the workers must see the video and subtitle paths
+(a shared file system).
 """
 
 from __future__ import annotations
@@ -14,20 +16,20 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
 from dramasr.errors import DramaError
-from dramasr.extract.episode import EpisodeJob, extract_episode
+from dramasr.extract.episode import PartJob, extract_part
 
 ENGINES = ("local", "ray")
 
 
-def _run_local(jobs: Sequence[EpisodeJob], workers: int) -> Iterator[tuple[EpisodeJob, dict[str, Any]]]:
+def _run_local(jobs: Sequence[PartJob], workers: int) -> Iterator[tuple[PartJob, dict[str, Any]]]:
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
-            yield job, extract_episode(job)
+            yield job, extract_part(job)
         return
     # spawn: torch and dlib hold threads that a forked child would inherit half-initialised
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
-        pending = {pool.submit(extract_episode, job): job for job in jobs}
+        pending = {pool.submit(extract_part, job): job for job in jobs}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
@@ -35,7 +37,7 @@ def _run_local(jobs: Sequence[EpisodeJob], workers: int) -> Iterator[tuple[Episo
                 yield job, future.result()
 
 
-def _run_ray(jobs: Sequence[EpisodeJob], address: str | None) -> Iterator[tuple[EpisodeJob, dict[str, Any]]]:
+def _run_ray(jobs: Sequence[PartJob], address: str | None) -> Iterator[tuple[PartJob, dict[str, Any]]]:
     try:
         import ray
     except ImportError as exc:
@@ -52,7 +54,7 @@ def _run_ray(jobs: Sequence[EpisodeJob], address: str | None) -> Iterator[tuple[
             raise DramaError(f"cannot reach the Ray cluster at {address}: {exc}", field="--address",
                              hint="check the address printed by `ray start --head`") from exc
     try:
-        remote = ray.remote(num_cpus=1, max_retries=2)(extract_episode)
+        remote = ray.remote(num_cpus=1, max_retries=2)(extract_part)
         refs = {remote.remote(job): job for job in jobs}
         while refs:
             done, _ = ray.wait(list(refs), num_returns=1)
@@ -72,10 +74,10 @@ def _run_ray(jobs: Sequence[EpisodeJob], address: str | None) -> Iterator[tuple[
             ray.shutdown()
 
 
-def run_jobs(jobs: Sequence[EpisodeJob], *, engine: str = "local", workers: int | None = None,
+def run_jobs(jobs: Sequence[PartJob], *, engine: str = "local", workers: int | None = None,
              address: str | None = None,
-             on_done: Callable[[EpisodeJob, dict[str, Any]], None] | None = None) -> None:
-    """Run every job on the engine; `on_done(job, result)` is called in the driver as each finishes."""
+             on_done: Callable[[PartJob, dict[str, Any]], None] | None = None) -> None:
+    """Run every part on the engine; `on_done(part, result)` is called in the driver as each finishes."""
     if engine not in ENGINES:
         raise DramaError(f"unknown engine {engine!r}", field="--engine", hint="use local or ray")
     workers = workers or max(1, min(len(jobs), os.cpu_count() or 1))

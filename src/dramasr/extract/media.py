@@ -15,6 +15,7 @@ import numpy as np
 from dramasr.errors import DramaError
 
 SAMPLE_RATE = 16_000  # what resemblyzer and webrtcvad read
+SEEK_AFTER_S = 2.0  # frames wanted only after this time: seek instead of decoding from the start
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,11 @@ def iter_frames(path: str | Path, times_s: Sequence[float], max_width: int = 640
         width, height = stream.codec_context.width, stream.codec_context.height
         scale = min(1.0, max_width / max(1, width))
         size = (int(round(width * scale / 2)) * 2, int(round(height * scale / 2)) * 2)
+        first = float(wanted[order[0]])
+        if first > SEEK_AFTER_S and stream.time_base is not None:
+            # a part of an episode: start at the keyframe before it (the same frames come out
+            # as from a decode from the start, since decoding restarts cleanly at a keyframe)
+            container.seek(int((first - SEEK_AFTER_S / 2) / stream.time_base), stream=stream, backward=True)
         k = 0
         previous: tuple[float, av.VideoFrame] | None = None
         try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -23,13 +23,22 @@ import numpy as np
 from dramasr.data.release import format_time, read_json, write_bytes_atomic, write_json
 from dramasr.errors import DramaError
 from dramasr.extract.cast import Cast, build_gallery, load_cast, voice_prints
-from dramasr.extract.episode import EpisodeJob, ExtractConfig, SubtitleCue, check_cues, job_for
+from dramasr.extract.episode import (
+    EpisodeJob,
+    ExtractConfig,
+    PartJob,
+    SubtitleCue,
+    check_cues,
+    job_for,
+    merge_parts,
+    plan_parts,
+)
 from dramasr.extract.seeds import face_seeds, voice_seeds
+from dramasr.progress import Progress
 
 log = logging.getLogger(__name__)
 WORK_DIR = ".extract"
-RESULT_VERSION = 1
-Progress = Callable[[str, int, int], None]
+RESULT_VERSION = 2  # 2: episodes run in parts, tracks follow faces between full scans
 
 
 def read_cues(path: str | Path) -> list[SubtitleCue]:
@@ -102,6 +111,7 @@ def extract_drama(videos: Sequence[str | Path], subtitles: Sequence[str | Path],
     report("cast gallery", 1, 1)
 
     jobs: list[EpisodeJob] = []
+    durations: dict[int, float] = {}
     for number, (video, subs) in enumerate(zip(videos, subtitles, strict=True), start=1):
         # every input is checked here, before any episode's work starts
         info = probe(video)
@@ -111,6 +121,7 @@ def extract_drama(videos: Sequence[str | Path], subtitles: Sequence[str | Path],
         job = job_for(number, video, subs, read_cues(subs), cast, config)
         check_cues(job, info.duration_s)
         jobs.append(job)
+        durations[number] = info.duration_s
     work = out / WORK_DIR
     results: dict[int, dict[str, Any]] = {}
     todo: list[EpisodeJob] = []
@@ -130,13 +141,22 @@ def extract_drama(videos: Sequence[str | Path], subtitles: Sequence[str | Path],
         log.info("%d of %d episodes already extracted; skipped", len(results), len(jobs))
     report("episodes", len(results), len(jobs))
 
-    def done(job: EpisodeJob, result: dict[str, Any]) -> None:
-        result["key"] = _job_key(job)
-        write_json(work / f"{job.number:04d}.json", result)
-        results[job.number] = result
+    parts = [part for job in todo for part in plan_parts(job, durations[job.number])]
+    finished: dict[int, list[dict[str, Any]]] = {job.number: [] for job in todo}
+
+    def done(part: PartJob, result: dict[str, Any]) -> None:
+        job = part.job
+        finished[job.number].append(result)
+        report(f"episode {job.number} parts", len(finished[job.number]), part.count)
+        if len(finished[job.number]) < part.count:
+            return
+        merged = merge_parts(finished.pop(job.number))
+        merged["key"] = _job_key(job)
+        write_json(work / f"{job.number:04d}.json", merged)
+        results[job.number] = merged
         report("episodes", len(results), len(jobs))
 
-    run_jobs(todo, engine=engine, workers=workers, address=address, on_done=done)
+    run_jobs(parts, engine=engine, workers=workers, address=address, on_done=done)
     report("writing drama", 0, 1)
     write_layout(out, [results[j.number] for j in jobs], cast, prints, centre=centre)
     report("writing drama", 1, 1)
