@@ -149,3 +149,26 @@ def test_cluster_candidates_at_once_equal_line_by_line(synthetic):
         assert table[g].tolist() == [int(c) for c in np.argsort(-sim[g, :ctx.other], kind="stable")[:2]]
     rows = candidate_pairs(ctx, np.flatnonzero(cluster >= 0))
     assert len(rows) > 0
+
+
+def test_stage_scores_by_blocks_of_lines_equal_one_matrix(synthetic):
+    # attribution scores a block of lines at a time to bound memory: the scores, and a
+    # subset of lines (the full stage's) read through the rows' kept propagation columns,
+    # must be those of one matrix built for all rows
+    from dramasr.reason.model import normalise
+    from dramasr.reason.policy import stage_scores, subset_rows
+
+    drama, labels = synthetic
+    ctx = Context.build(drama, labels)
+    model = load_default_model()
+    rows = candidate_pairs(ctx, np.flatnonzero(~ctx.state.is_seed))
+    X, names = feature_matrix(ctx, candidate_pairs(ctx, rows.lines), model.full.tools)  # fresh rows, one matrix
+    whole = normalise(model.full.trees.predict_proba(X[:, select(names, model.full.feature_names)]), rows.starts)
+    for block in (7, 100, 10**6):
+        np.testing.assert_array_equal(stage_scores(ctx, rows, model.full, block_lines=block), whole)
+    keep = np.arange(len(rows.lines)) % 3 == 0
+    sub, position = subset_rows(rows, keep)  # rows has its propagation columns now: sub reads them
+    fresh = candidate_pairs(ctx, rows.lines[keep])
+    np.testing.assert_array_equal(stage_scores(ctx, sub, model.full, block_lines=50),
+                                  stage_scores(ctx, fresh, model.full))
+    assert np.array_equal(sub.line, fresh.line) and np.array_equal(rows.line[position], fresh.line)

@@ -44,6 +44,22 @@ class PairRows:
     def __len__(self) -> int:
         return len(self.line)
 
+    def of_lines(self, lo: int, hi: int) -> PairRows:
+        """The rows of the lo-th to (hi-1)-th of these lines, with their propagation columns."""
+        a, b = int(self.starts[lo]), int(self.starts[hi])
+        part = PairRows(self.line[a:b], self.cls[a:b], self.starts[lo:hi + 1] - a, self.lines[lo:hi])
+        if self.propagation is not None:
+            part.propagation = {name: column[a:b] for name, column in self.propagation.items()}
+        return part
+
+    def at(self, position: np.ndarray, starts: np.ndarray, lines: np.ndarray) -> PairRows:
+        """The rows at `position` (whole lines, in order), grouped by `starts`, with their
+        propagation columns (each row's own, so a subset reads them as the whole did)."""
+        part = PairRows(self.line[position], self.cls[position], starts, lines)
+        if self.propagation is not None:
+            part.propagation = {name: column[position] for name, column in self.propagation.items()}
+        return part
+
 
 def candidate_pairs(ctx: Context, lines: np.ndarray, top_k: int = TOP_K,
                     cluster_extra: int = EXTRA_CANDIDATES) -> PairRows:
@@ -103,10 +119,15 @@ def _neighbour_scores(ctx: Context, rows: PairRows) -> dict[str, np.ndarray]:
     return out
 
 
-def base_columns(ctx: Context, rows: PairRows) -> dict[str, np.ndarray]:
+def with_propagation_columns(ctx: Context, rows: PairRows) -> PairRows:
+    """`rows` with its propagation columns built (they are kept on the rows: every pass reads them)."""
     if rows.propagation is None:
         rows.propagation = _propagation_columns(ctx, rows) | _neighbour_scores(ctx, rows)
-    columns = dict(rows.propagation)
+    return rows
+
+
+def base_columns(ctx: Context, rows: PairRows) -> dict[str, np.ndarray]:
+    columns = dict(with_propagation_columns(ctx, rows).propagation or {})
     lines = ctx.drama.lines
     duration = lines.duration.astype(np.float32)
     text_len = np.fromiter((len(t) for t in lines.text), np.float32, len(lines))

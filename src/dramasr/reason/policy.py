@@ -15,11 +15,13 @@ import numpy as np
 
 from dramasr.data.model import NARRATION_MARK, NEW_CHARACTER_PREFIX, OTHER, SPEAKER_SEPARATOR
 from dramasr.progress import Progress
-from dramasr.reason.features import PairRows, candidate_pairs, feature_matrix
+from dramasr.reason.features import PairRows, candidate_pairs, feature_matrix, with_propagation_columns
 from dramasr.reason.groups import FEATURES as GROUP_FEATURES
 from dramasr.reason.groups import group_decisions, group_rows
 from dramasr.reason.model import AttributionModel, Stage, normalise, select, top_two
 from dramasr.tools import Context
+
+BLOCK_LINES = 8192  # lines whose feature matrix is built at once (about 50 MB on the released dramas)
 
 
 @dataclass
@@ -40,10 +42,18 @@ class Decisions:
     group_probability: np.ndarray | None = None  # float [L]: the group stage's probability of its speaker
 
 
-def stage_scores(ctx: Context, rows: PairRows, stage: Stage) -> np.ndarray:
-    X, names = feature_matrix(ctx, rows, stage.tools)
-    X = X[:, select(names, stage.feature_names)]
-    return normalise(stage.trees.predict_proba(X), rows.starts)
+def stage_scores(ctx: Context, rows: PairRows, stage: Stage, block_lines: int = BLOCK_LINES) -> np.ndarray:
+    """A stage's scores of `rows`, normalised per line. The feature matrix is built and scored
+    a block of lines at a time: every column is computed row by row or line by line and the
+    trees score each row alone, so the scores are those of one matrix, without its memory."""
+    with_propagation_columns(ctx, rows)
+    raw = np.zeros(len(rows))
+    for lo in range(0, len(rows.lines), block_lines):
+        part = rows.of_lines(lo, min(lo + block_lines, len(rows.lines)))
+        X, names = feature_matrix(ctx, part, stage.tools)
+        a = int(rows.starts[lo])
+        raw[a:a + len(part)] = stage.trees.predict_proba(X[:, select(names, stage.feature_names)])
+    return normalise(raw, rows.starts)
 
 
 def subset_rows(rows: PairRows, keep_line: np.ndarray) -> tuple[PairRows, np.ndarray]:
@@ -54,7 +64,7 @@ def subset_rows(rows: PairRows, keep_line: np.ndarray) -> tuple[PairRows, np.nda
     starts = np.zeros(len(kept_counts) + 1, np.int64)
     np.cumsum(kept_counts, out=starts[1:])
     position = np.flatnonzero(keep_row)
-    return PairRows(rows.line[position], rows.cls[position], starts, rows.lines[keep_line]), position
+    return rows.at(position, starts, rows.lines[keep_line]), position
 
 
 def speaker_names(ctx: Context, lines: np.ndarray, classes: np.ndarray, rows: PairRows | None = None,
