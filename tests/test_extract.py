@@ -92,6 +92,61 @@ def test_attribute_runs_on_extracted_clip(clip_drama: Path, tmp_path: Path) -> N
     assert sum(r["speaker"] == "Lin-Manuel Miranda" for r in records) >= 2
 
 
+# --------------------------------------------------------------------------- speed-ups that must not change results
+
+
+def test_numpy_mel_and_batched_encoder_match_resemblyzer() -> None:
+    """The front-end's own mel spectrogram and batched encoder give resemblyzer's embeddings."""
+    from resemblyzer import audio as resemblyzer_audio
+
+    from dramasr.extract.media import read_audio
+    from dramasr.extract.voice import _encoder, _normalise_volume, embed_many, mel_frames
+
+    files = sorted((MEDIA / "voices_librispeech_test_other").glob("*/*.flac"))[:4]
+    if not files:
+        pytest.skip(f"no LibriSpeech voices in {MEDIA}")
+    speeches = [read_audio(f) for f in files] + [np.zeros(1000, np.float32)]
+    for speech in speeches[:2]:
+        ours, theirs = mel_frames(speech), resemblyzer_audio.wav_to_mel_spectrogram(speech)
+        assert ours.shape == theirs.shape
+        assert np.abs(ours - theirs).max() <= 1e-5 * np.abs(theirs).max()
+    batched = embed_many(speeches)
+    assert batched[-1] is None  # too little speech: no embedding
+    for speech, emb in zip(speeches[:-1], batched[:-1], strict=True):
+        single = _encoder().embed_utterance(_normalise_volume(speech))
+        assert np.abs(emb - single).max() < 1e-5
+
+
+def test_episode_parts_end_in_gaps_between_lines() -> None:
+    from dramasr.extract.cast import Cast, CastMember
+    from dramasr.extract.episode import ExtractConfig, SubtitleCue, job_for, plan_parts
+
+    rng = np.random.default_rng(0)
+    cues, t = [], 1000
+    for k in range(300):
+        length = int(rng.integers(500, 4000))
+        # every fifth line overlaps the next one: no part may end between them
+        gap = -300 if k % 5 == 0 else int(rng.integers(100, 900))
+        cues.append(SubtitleCue(t, t + length, f"line {k}", ""))
+        t += length + gap
+    job = job_for(1, "episode.mp4", "episode.srt", cues, Cast([CastMember("A")]), ExtractConfig(part_s=60.0))
+    parts = plan_parts(job, t / 1000)
+    assert parts[0].voices and parts[0].lines == (0, len(cues))  # one voice part: the audio decoded once
+    faces = parts[1:]
+    assert len(faces) >= 5 and all(p.count == len(parts) for p in parts)
+    assert [p.lines[0] for p in faces][1:] == [p.lines[1] for p in faces][:-1]  # each line in one part
+    assert faces[0].lines[0] == 0 and faces[-1].lines[1] == len(cues)
+    for before, after in zip(faces[:-1], faces[1:], strict=True):
+        k = after.lines[0]
+        assert before.end_s == after.start_s
+        assert max(c.end_ms for c in cues[:k]) / 1000 <= after.start_s <= cues[k].start_ms / 1000
+        assert after.start_s - before.start_s >= 60.0
+    assert faces[-1].end_s - faces[-1].start_s >= 30.0  # no tiny last part
+    whole = plan_parts(job_for(1, "episode.mp4", "episode.srt", cues, Cast([CastMember("A")]),
+                               ExtractConfig(part_s=0)), t / 1000)
+    assert len(whole) == 2 and whole[1].lines == (0, len(cues))
+
+
 # --------------------------------------------------------------------------- synthetic episode
 
 

@@ -5,6 +5,7 @@ finished episodes. Skips without the media stack, ray, flite or ../shared/media.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -24,7 +25,7 @@ pytestmark = [
     pytest.mark.skipif(not (MEDIA / "cast").is_dir(), reason=f"shared media absent: no {MEDIA / 'cast'}"),
     pytest.mark.skipif(shutil.which("flite") is None, reason="flite absent: apt-get install flite"),
 ]
-FAST = ["--sample-fps", "2", "--upsample", "0"]
+FAST = ["--sample-fps", "2", "--upsample", "0", "--part-seconds", "5"]  # several parts per episode
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +63,8 @@ def local_run(episodes) -> Path:
     proc = _dramasr(*_args(root, made, out), "--workers", "2")
     output = proc.communicate(timeout=300)[0].decode()
     assert proc.returncode == 0, output
+    # each episode ran as a voice part and several face parts, side by side on the 2 workers
+    assert all(json.loads(p.read_text())["parts"] >= 3 for p in (out / ".extract").glob("*.json"))
     return out
 
 

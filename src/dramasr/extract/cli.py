@@ -44,12 +44,14 @@ def _check_media_stack() -> None:
                          hint='install it as the README says: pip install -e ".[media]" (after torch==2.13.0)')
 
 
-def _config(sample_fps: float, upsample: int):
+def _config(sample_fps: float, upsample: int, part_seconds: float = 60.0):
     from dramasr.extract.episode import ExtractConfig
 
     if sample_fps <= 0:
         raise DramaError("must be > 0", field="--sample-fps")
-    return ExtractConfig(sample_fps=sample_fps, upsample=upsample)
+    if part_seconds < 0:
+        raise DramaError("must be >= 0 (0: each episode in one piece)", field="--part-seconds")
+    return ExtractConfig(sample_fps=sample_fps, upsample=upsample, part_s=part_seconds)
 
 
 def extract_command(
@@ -59,9 +61,10 @@ def extract_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="Drama folder to write (DramaSR layout).")],
     engine: Annotated[str, typer.Option(help=ENGINE_HELP)] = "local",
     address: Annotated[str | None, typer.Option(help="Ray head address HOST:PORT (with --engine ray).")] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="Episodes in parallel with --engine local (default: cores).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes with --engine local (default: cores); each runs one part of an episode at a time.")] = None,
     sample_fps: Annotated[float, typer.Option(help="Frames looked at per second of dialogue (faces and lips).")] = 4.0,
-    upsample: Annotated[int, typer.Option(min=0, max=2, help="Face detector upsampling: 1 finds faces down to ~40 px (wide shots); 0 is about 2x faster.")] = 1,
+    upsample: Annotated[int, typer.Option(min=0, max=2, help="Face detector upsampling at shot cuts and when no face is followed: 1 finds faces down to ~40 px (wide shots); 0 is faster.")] = 1,
+    part_seconds: Annotated[float, typer.Option(help="Episodes are cut into parts of about this much video (at gaps between lines) that run side by side; 0: one piece.")] = 60.0,
 ) -> None:
     """Video files + subtitle files + cast list -> a drama folder: voices, named face tracks, lip scores, voice seeds."""
     from dramasr.cli import console
@@ -70,7 +73,7 @@ def extract_command(
     _check_media_stack()
     bars, hook = _progress()
     with bars:
-        extract_drama(videos, subs, cast, output, config=_config(sample_fps, upsample), engine=engine, workers=workers,
+        extract_drama(videos, subs, cast, output, config=_config(sample_fps, upsample, part_seconds), engine=engine, workers=workers,
                       address=address, progress=hook)
     console.print(f"wrote {len(videos)} episode(s) to {output}")
 
@@ -84,9 +87,10 @@ def run_command(
     lip: Annotated[bool, typer.Option("--lip/--no-lip", help="Re-weigh the on-screen evidence by the lip (speaking) scores.")] = True,
     engine: Annotated[str, typer.Option(help=ENGINE_HELP)] = "local",
     address: Annotated[str | None, typer.Option(help="Ray head address HOST:PORT (with --engine ray).")] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="Episodes in parallel with --engine local (default: cores).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes with --engine local (default: cores); each runs one part of an episode at a time.")] = None,
     sample_fps: Annotated[float, typer.Option(help="Frames looked at per second of dialogue (faces and lips).")] = 4.0,
-    upsample: Annotated[int, typer.Option(min=0, max=2, help="Face detector upsampling: 1 finds faces down to ~40 px (wide shots); 0 is about 2x faster.")] = 1,
+    upsample: Annotated[int, typer.Option(min=0, max=2, help="Face detector upsampling at shot cuts and when no face is followed: 1 finds faces down to ~40 px (wide shots); 0 is faster.")] = 1,
+    part_seconds: Annotated[float, typer.Option(help="Episodes are cut into parts of about this much video (at gaps between lines) that run side by side; 0: one piece.")] = 60.0,
 ) -> None:
     """One command: extract -> seeds -> attribute -> named subtitles in each input's own format."""
     from dramasr.cli import console
@@ -95,7 +99,7 @@ def run_command(
     _check_media_stack()
     bars, hook = _progress()
     with bars:
-        written = run_pipeline(videos, subs, cast, output, seeds=seeds, lip=lip, config=_config(sample_fps, upsample),
+        written = run_pipeline(videos, subs, cast, output, seeds=seeds, lip=lip, config=_config(sample_fps, upsample, part_seconds),
                                engine=engine, workers=workers, address=address, progress=hook)
     for path in written:
         console.print(f"wrote {path}")
