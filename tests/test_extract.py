@@ -147,6 +147,36 @@ def test_episode_parts_end_in_gaps_between_lines() -> None:
     assert len(whole) == 2 and whole[1].lines == (0, len(cues))
 
 
+def test_tracker_follows_faces_and_splits_a_replaced_face() -> None:
+    """Two faces, then (no cut the thumbnails see) one replaced by another person and one gone:
+    three tracks, each ending with its descriptor, and the whole frame scanned only when needed."""
+    from dramasr.extract import faces
+    from dramasr.extract.synthetic import FaceSprite, _paste
+
+    cast = MEDIA / "cast"
+    obama, biden, rose = (FaceSprite(str(cast / name), 150) for name in
+                          ("train_obama_obama2.jpg", "train_biden_biden2.jpg", "train_rose_leslie_img2.jpg"))
+
+    def frame(left, right) -> np.ndarray:
+        image = np.zeros((360, 640, 3), np.uint8)
+        image[:] = (70, 90, 110)
+        for sprite, x in ((left, 160), (right, 480)):
+            if sprite is not None:
+                _paste(image, sprite.render(0.0), x)
+        return image
+
+    tracker = faces.Tracker(max_gap_s=0.4, detect_every=8, rescan_upsample=0)
+    for i, image in enumerate([frame(obama, biden)] * 4 + [frame(rose, None)] * 4):
+        tracker.add(i, i * 0.25, image, 1.0, 1)
+    tracks = tracker.finish()
+    assert [[d.sample for d in t.detections] for t in tracks] == [[0, 1, 2, 3], [0, 1, 2, 3], [4, 5, 6, 7]]
+    assert all(len(t.descriptors) == 1 and not t.chips for t in tracks)
+    assert tracker.cuts == 1 and tracker.scans == 2  # the first frame, and the lost face's frame
+    gallery = np.stack([t.descriptor() for t in tracks])
+    faces.name_tracks(tracks, ["Obama", "Biden", "Rose"], gallery[[0, 1, 2]], np.arange(3), 0.6)
+    assert [t.name for t in tracks] == ["Obama", "Biden", "Rose"]
+
+
 # --------------------------------------------------------------------------- synthetic episode
 
 

@@ -94,6 +94,7 @@ def mouth_opening(points: np.ndarray) -> float:
     return float(gap / scale) if scale > 0 else 0.0
 
 
+WINDOW_FACE_PX = 100  # a followed face larger than this is looked for in a window scaled down to it
 CHIP_SIZE, CHIP_PADDING = 150, 0.25  # what dlib's face_recognition_model_v1 aligns a face to
 
 
@@ -251,13 +252,12 @@ class Tracker:
             self._scan(sample, time_s, image, scale, upsample if cut or not self._open else rescan)
             return
         self._since_scan += 1
-        followed = self._follow(sample, time_s, image, scale)
-        if len(followed) < len(self._open):  # a face was lost: look for it (and others) in the whole frame
+        followed, lost = self._follow(sample, time_s, image, scale)
+        self._open = followed + lost
+        if lost:  # a face was lost: look for it (and others) in the whole frame
             self._retries = self.retries
             self.scans += 1
             self._scan(sample, time_s, image, scale, rescan if followed else upsample, followed=followed)
-        else:
-            self._open = followed
 
     def _measure(self, sample: int, time_s: float, image: np.ndarray, scale: float, rect: Rect,
                  shape=None) -> tuple[Detection, object]:
@@ -286,9 +286,20 @@ class Tracker:
         x1, y1 = min(width, right + margin), min(height, bottom + margin)
         if x1 - x0 < 16 or y1 - y0 < 16:
             return None
+        window = image[y0:y1, x0:x1]
+        # a large face is looked for at ~100 px (HOG's cost grows with the window's area)
+        shrink = min(1.0, WINDOW_FACE_PX / size)
+        if shrink < 0.9:
+            from PIL import Image
+
+            window = np.asarray(Image.fromarray(window).resize(
+                (max(1, int(round((x1 - x0) * shrink))), max(1, int(round((y1 - y0) * shrink)))), Image.BILINEAR))
+        else:
+            shrink = 1.0
         best, best_iou = None, self.min_iou
-        for r in detector(np.ascontiguousarray(image[y0:y1, x0:x1]), 1 if small else 0):
-            rect = (r.left() + x0, r.top() + y0, r.right() + x0, r.bottom() + y0)
+        for r in detector(np.ascontiguousarray(window), 1 if small else 0):
+            rect = (int(round(r.left() / shrink)) + x0, int(round(r.top() / shrink)) + y0,
+                    int(round(r.right() / shrink)) + x0, int(round(r.bottom() / shrink)) + y0)
             overlap = iou((left, top, right, bottom), rect)
             if overlap >= best_iou and min(rect[2], width) - max(rect[0], 0) >= 8 \
                     and min(rect[3], height) - max(rect[1], 0) >= 8:
@@ -346,15 +357,17 @@ class Tracker:
             self._close(t)
         self._open = done + still_open
 
-    def _follow(self, sample: int, time_s: float, image: np.ndarray, scale: float) -> list[int]:
-        """Each open track's face in its window: the tracks found (a track whose face is not
-        there stays in `_open` for the caller's scan). A face there that looks like another one
-        (a cut the thumbnails missed, or another person in the same place) starts a new track
-        when the descriptors say so."""
+    def _follow(self, sample: int, time_s: float, image: np.ndarray, scale: float) -> tuple[list[int], list[int]]:
+        """Each open track's face in its window: (tracks found in this frame, tracks whose face
+        was not there). A face there that looks like another one (a cut the thumbnails missed,
+        or another person in the same place) ends its track and starts a new one when the
+        descriptors say so."""
         still_open: list[int] = []
-        for t in list(self._open):
+        lost: list[int] = []
+        for t in self._open:
             rect = self._find(t, image)
             if rect is None:
+                lost.append(t)
                 continue
             det, shape = self._measure(sample, time_s, image, scale, rect)
             own: list[np.ndarray | None] = [None]
@@ -363,9 +376,8 @@ class Tracker:
                 still_open.append(t)
             else:
                 self._close(t)
-                self._open.remove(t)
                 still_open.append(self._new_track(det, image, shape, rect, own[0]))
-        return still_open
+        return still_open, lost
 
     def finish(self) -> list[FaceTrack]:
         """End every open track (computing its pending descriptors); returns all tracks."""
