@@ -98,6 +98,8 @@ def main() -> None:
     parser.add_argument("--group-prior", type=float, help="override suggest's GROUP_PRIOR (default: the shipped one)")
     parser.add_argument("--pred", type=Path, help="reuse these initial predictions instead of attributing "
                         "(they must come from the same code, or the gains include its drift)")
+    parser.add_argument("--no-keep", action="store_true", help="re-run without `previous` (lines may move to "
+                        "characters no correction names; the review page passes its predictions)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
     if args.group_prior is not None:
@@ -163,7 +165,8 @@ def main() -> None:
                     log += simulate(drama, current, step_picks)  # `was`: what the reviewer saw then
                     corrections = CorrectionSet.from_log(log)
                     t = time.perf_counter()
-                    result = attribute_with_corrections(drama, corrections, seeds="1pct")
+                    result = attribute_with_corrections(drama, corrections, seeds="1pct",
+                                                        previous=None if args.no_keep else current)
                     run_s = time.perf_counter() - t
                     current = Predictions.from_records(result.records, drama)
                 measure(strategy, n, picks, corrections, result, run_s)
@@ -172,10 +175,12 @@ def main() -> None:
             picks = picks_for(strategy, drama, pred, n, guesses=guesses)
             corrections = CorrectionSet.from_log(simulate(drama, pred, picks))
             t = time.perf_counter()
-            result = attribute_with_corrections(drama, corrections, seeds="1pct")
+            result = attribute_with_corrections(drama, corrections, seeds="1pct",
+                                                previous=None if args.no_keep else pred)
             run_s = time.perf_counter() - t
             measure(strategy, n, picks, corrections, result, run_s)
-    out = {"drama": args.drama, "lines": len(truth), "scored": int(scored.sum()), "baseline": round(acc0, 3),
+    out = {"drama": args.drama, "keep_unrelated": not args.no_keep, "lines": len(truth), "scored": int(scored.sum()),
+           "baseline": round(acc0, 3),
            "baseline_s": round(base_s, 1), "suggest_guesses_s": round(suggest_s, 1), "rows": rows}
     if args.json:
         args.json.write_text(json.dumps(out, ensure_ascii=False, indent=1))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +14,11 @@ from typer.testing import CliRunner
 from dramasr.cli import app
 from dramasr.data import load_drama, save_drama
 from dramasr.data.model import NEW_CHARACTER_PREFIX, OTHER
-from dramasr.data.predictions import Predictions, write_predictions
+from dramasr.data.predictions import PredictionRecord, Predictions, write_predictions
 from dramasr.errors import DramaError
 from dramasr.review.corrections import Correction, CorrectionSet, CorrectionsFile
-from dramasr.review.seeding import attribute_with_corrections, corrected_seeds
-from dramasr.review.suggest import lowest_confidence, suggest
+from dramasr.review.seeding import attribute_with_corrections, corrected_seeds, keep_unrelated
+from dramasr.review.suggest import GROUP_PRIOR, GroupGuess, lowest_confidence, named_probability, suggest
 from dramasr.synth import synth_drama
 
 
@@ -129,6 +130,35 @@ def test_corrected_lines_never_change_and_a_named_group_follows(small: tuple[Pat
     assert sum(result.records[i].evidence["group_correction"]["followed"] for i in group) >= len(group) // 2
 
 
+def test_a_rerun_moves_lines_only_to_corrected_characters(small: tuple[Path, Path]) -> None:
+    drama = load_drama(small[0])
+    records = [PredictionRecord(**json.loads(r)) for r in small[1].read_text().splitlines()]
+    previous = Predictions.from_records(records, drama)
+    named = sorted(drama.named_characters())
+    free = [r.line for r in records if not (r.evidence or {}).get("seed")]
+    x, y = named[0], named[1]
+    a, b, c, d, e, f, g = free[:7]
+    corrections = CorrectionSet.from_log([Correction(x, line=a), Correction(x, group=f"{NEW_CHARACTER_PREFIX}5",
+                                                                            lines=(f,))])
+    prev = list(records)
+    prev[d] = replace(prev[d], speaker=f"{NEW_CHARACTER_PREFIX}3")
+    prev[e] = replace(prev[e], speaker=OTHER)
+    previous = Predictions.from_records(prev, drama)
+    rerun = list(prev)
+    moved = {b: x, c: OTHER, d: y, e: y, f: y, g: y if prev[g].speaker != y else named[2]}
+    for line, speaker in moved.items():
+        rerun[line] = replace(rerun[line], speaker=speaker)
+    rerun[free[10]] = replace(rerun[free[10]], speaker=f"{NEW_CHARACTER_PREFIX}3")  # the re-run reuses the number
+    out = {r.line: r for r in keep_unrelated(rerun, previous, corrections, drama.named_characters())}
+    assert out[b].speaker == x and out[c].speaker == OTHER  # to a corrected character, to Other: they stay
+    assert out[f].speaker == y  # a corrected group's line is the corrections' business
+    assert out[e].speaker == OTHER and out[e].evidence["kept"]["rerun_speaker"] == y
+    assert out[g].speaker == prev[g].speaker and "kept" in out[g].evidence
+    # kept in its old group, under a number the re-run does not use
+    assert out[d].speaker.startswith(NEW_CHARACTER_PREFIX) and out[d].speaker != f"{NEW_CHARACTER_PREFIX}3"
+    assert out[free[10]].speaker == f"{NEW_CHARACTER_PREFIX}3"
+
+
 def test_suggest_ranks_groups_by_what_they_would_fix(small: tuple[Path, Path]) -> None:
     drama = load_drama(small[0])
     records = [json.loads(r) for r in small[1].read_text().splitlines()]
@@ -148,6 +178,29 @@ def test_suggest_ranks_groups_by_what_they_would_fix(small: tuple[Path, Path]) -
     # once the group is corrected it is not suggested again
     done = CorrectionSet.from_log([Correction(OTHER, group=picks[0].group, lines=picks[0].group_lines)])
     assert all(s.group != picks[0].group for s in suggest(drama, pred, 5, done))
+
+
+def test_suggest_weighs_each_group_by_its_chance_of_being_named(small: tuple[Path, Path]) -> None:
+    # the fitted model: a group no named voice is near, or one the group stage nearly named,
+    # is an extra's more often; a voice near a named one the stage could not place is not
+    assert named_probability(0.01, 0.85) > named_probability(0.3, 0.85) > named_probability(0.3, 0.6)
+    assert 0.0 < named_probability(0.99, 0.0) < named_probability(1e-6, 1.0) < 1.0
+    assert named_probability(0.2, float("nan")) == GROUP_PRIOR  # no voice reading: the flat prior
+    drama = load_drama(small[0])
+    records = [json.loads(r) for r in small[1].read_text().splitlines()]
+    free = [r for r in records if not r["evidence"].get("seed")]
+    big, small_group = free[10:22], free[40:46]
+    for label, rows in ((f"{NEW_CHARACTER_PREFIX}901", big), (f"{NEW_CHARACTER_PREFIX}902", small_group)):
+        for r in rows:
+            r["speaker"], r["confidence"] = label, 0.97
+    pred = Predictions.from_records(records, drama)
+    # without the group stage's view both count at the flat prior: the larger group first
+    assert suggest(drama, pred, 1)[0].group == f"{NEW_CHARACTER_PREFIX}901"
+    name = sorted(drama.named_characters())[0]
+    guesses = {f"{NEW_CHARACTER_PREFIX}901": GroupGuess(name, 0.4, 0.55, 0.05),
+               f"{NEW_CHARACTER_PREFIX}902": GroupGuess(name, 0.01, 0.9, 0.9)}
+    first = suggest(drama, pred, 1, guesses=guesses)[0]
+    assert first.group == f"{NEW_CHARACTER_PREFIX}902" and "90% chance it is a named character's" in first.reason
 
 
 def test_cli_suggest_and_attribute_with_corrections(small: tuple[Path, Path], tmp_path: Path) -> None:

@@ -273,7 +273,7 @@ class ReviewSession:
         try:
             model = AttributionModel.load(self.model_path) if self.model_path else None
             result = attribute_with_corrections(self.drama, self.corrections.current(), seeds=self.seeds,
-                                                model=model, hook=hook)
+                                                model=model, hook=hook, previous=self.pred)
             write_predictions(self.output, result.records)
             new = Predictions.from_records(result.records, self.drama)
             with self.lock:

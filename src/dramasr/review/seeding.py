@@ -18,9 +18,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from dramasr.attribute import Attribution, attribute
 from dramasr.data.model import NEW_CHARACTER_PREFIX, OTHER, Drama
-from dramasr.data.predictions import PredictionRecord
+from dramasr.data.predictions import PredictionRecord, Predictions
 from dramasr.progress import Progress
 from dramasr.reason.model import AttributionModel
 from dramasr.review.corrections import Correction, CorrectionSet, is_multi_speaker
@@ -75,8 +77,10 @@ def corrected_label_state(state: LabelState, corrections: CorrectionSet) -> Labe
 def attribute_with_corrections(drama: Drama, corrections: CorrectionSet, *,
                                seeds: Mapping[str, Sequence[int]] | str | Path = "1pct",
                                model: AttributionModel | None = None, passes: int | None = None,
-                               hook: Progress | None = None) -> Attribution:
-    """`attribute` with a person's corrections as extra seeds and fixed answers."""
+                               hook: Progress | None = None, previous: Predictions | None = None) -> Attribution:
+    """`attribute` with a person's corrections as extra seeds and fixed answers. With the
+    predictions the person corrected (`previous`), a line moves to a named character only
+    when a correction names that character (`keep_unrelated`)."""
     from dramasr.propagate import propagate_drama, resolve_seeds
 
     t0 = time.perf_counter()
@@ -89,10 +93,51 @@ def attribute_with_corrections(drama: Drama, corrections: CorrectionSet, *,
     propagation_s = time.perf_counter() - t0
     result = attribute(drama, labels=state, model=model, passes=passes, hook=hook)
     records = apply_corrections(result.records, corrections, drama.named_characters(), group_lines)
+    if previous is not None:
+        records = keep_unrelated(records, previous, corrections, drama.named_characters())
     timings = dict(result.timings)
     timings["propagation_s"] = propagation_s
     timings["total_s"] = time.perf_counter() - t0
     return replace(result, records=records, labels=[r.speaker for r in records], timings=timings)
+
+
+def keep_unrelated(records: Sequence[PredictionRecord], previous: Predictions, corrections: CorrectionSet,
+                   named: Any) -> list[PredictionRecord]:
+    """Records where a line that the re-run moved to a named character no correction names
+    keeps its previous prediction. A correction is evidence about its own character; the
+    rest of what a re-run changes is churn (propagation and the reasoner run again on a
+    slightly different graph), and on a training drama such moves broke three lines for each
+    they fixed (zhen_huan_zhuan, 100 corrections chosen by --suggest: 205 lines that moved to
+    an uncorrected character were right before and wrong after, 68 the other way; see
+    BENCHMARKS.md). Moves to a corrected character, to Other or to a new-character group
+    stay. A kept line whose previous answer was a new-character label the re-run uses for
+    other lines gets an unused label (one per previous group), so that it never joins
+    another group by its number."""
+    out = list(records)
+    named_by_corrections = {c.speaker for c in corrections.lines.values() if c.speaker in named}
+    named_by_corrections |= {c.speaker for c in corrections.groups.values() if c.speaker in named}
+    settled = set(corrections.lines) | set(corrections.group_lines())
+    used = {r.speaker for r in out if r.speaker.startswith(NEW_CHARACTER_PREFIX)}
+    numbers = [int(s[len(NEW_CHARACTER_PREFIX):]) for s in used if s[len(NEW_CHARACTER_PREFIX):].isdigit()]
+    next_id = 1 + max(numbers, default=0)
+    fresh: dict[str, str] = {}
+    for k, r in enumerate(out):
+        was = previous.speaker[r.line] if r.line < len(previous.speaker) else None
+        if (was is None or r.line in settled or r.speaker == was or r.speaker not in named
+                or r.speaker in named_by_corrections):
+            continue
+        speaker = was
+        if was.startswith(NEW_CHARACTER_PREFIX) and was in used:
+            if was not in fresh:
+                fresh[was] = f"{NEW_CHARACTER_PREFIX}{next_id}"
+                next_id += 1
+            speaker = fresh[was]
+        confidence = float(previous.confidence[r.line])
+        evidence = dict(previous.evidence[r.line] or {})
+        evidence["kept"] = {"rerun_speaker": r.speaker, "why": "no correction names it"}
+        out[k] = PredictionRecord(r.line, r.episode, speaker, None if np.isnan(confidence) else confidence,
+                                  previous.runner_up[r.line], previous.candidates[r.line], evidence)
+    return out
 
 
 def _only(corrections: CorrectionSet, group_lines: set[int]) -> CorrectionSet:
@@ -158,4 +203,4 @@ def attribute_corrected_drama(drama: Drama, corrections: str | Path, seeds: Mapp
 
 
 __all__ = ["apply_corrections", "attribute_corrected_drama", "attribute_with_corrections", "corrected_label_state",
-           "corrected_seeds", "seedable"]
+           "corrected_seeds", "keep_unrelated", "seedable"]
