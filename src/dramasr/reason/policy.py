@@ -142,18 +142,18 @@ def run_policy(ctx: Context, model: AttributionModel, *, passes: int | None = No
             hook(f"reasoning pass {p + 1} of {max(passes, 1)}", p, steps)
         decisions = _one_pass(ctx, model, rows, p, threshold)
         if p + 1 < passes:
-            ctx = ctx.relabel(decisions.labels)
+            ctx = ctx.relabel(decisions.labels, replace=True)
     assert decisions is not None
     if model.groups is not None:
         if hook:
             hook("group stage", max(passes, 1), steps)
-        ctx = ctx.relabel(decisions.labels)
+        ctx = ctx.relabel(decisions.labels, replace=True)
         decisions = resolve_groups(ctx, model.groups, model.group_threshold, decisions)
         assert decisions.group_size is not None
         if model.final_pass and decisions.group_size.any():
             if hook:
                 hook("final pass", max(passes, 1) + 1, steps)
-            ctx = ctx.relabel(decisions.labels)
+            ctx = ctx.relabel(decisions.labels, replace=True)
             decisions = _final_pass(ctx, model, rows, max(passes, 1), threshold, decisions)
     if hook:
         hook("reasoning done", steps, steps)

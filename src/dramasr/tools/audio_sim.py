@@ -177,6 +177,8 @@ def build_audio_tables(tables: DramaTables, label: np.ndarray) -> AudioTables:
     unit = tables.unit_embedding
     n, n_classes = len(unit), len(tables.classes)
     previous = tables.last_audio
+    reuse = tables.last_audio_released  # no state reads them: overwrite them instead of copies
+    tables.last_audio, tables.last_audio_released = None, False
     if previous is None:
         moved = np.ones(n, bool)
         changed = np.ones(n_classes, bool)
@@ -187,7 +189,9 @@ def build_audio_tables(tables: DramaTables, label: np.ndarray) -> AudioTables:
         changed[label[moved]] = True
 
     def start(name: str) -> np.ndarray:
-        return np.zeros((n, n_classes), np.float32) if previous is None else getattr(previous, name).copy()
+        if previous is None:
+            return np.zeros((n, n_classes), np.float32)
+        return getattr(previous, name) if reuse else getattr(previous, name).copy()
 
     top, best = start("top"), start("best")
     top[:, changed] = 0.0

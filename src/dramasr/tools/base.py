@@ -127,10 +127,14 @@ class Context:
     def classes_of(self, names: Sequence[str]) -> np.ndarray:
         return self.tables.classes_of(names)
 
-    def relabel(self, label: Sequence[str]) -> Context:
-        """A context with updated current labels, sharing the label-free tables."""
+    def relabel(self, label: Sequence[str], *, replace: bool = False) -> Context:
+        """A context with updated current labels, sharing the label-free tables. `replace`:
+        this context will not be read again, so the new label state may build its voice
+        tables in this one's arrays instead of copies (see `LabelTables.release`)."""
         state = self.state.with_labels(label)
         labels = LabelTables(self.tables, state, self.classes_of(state.label))
+        if replace:
+            self.labels.release()
         return Context(self.drama, state, self.classes, self.class_of, self.tables, labels)
 
     def candidate_classes(self, line: int, top_k: int) -> list[int]:

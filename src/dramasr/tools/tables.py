@@ -59,6 +59,7 @@ class DramaTables:
         # the voice tables built last for this drama: the next label state's build starts
         # from them and redoes only what its relabelling touched (see audio_sim)
         self.last_audio: AudioTables | None = None
+        self.last_audio_released = False  # no label state reads last_audio: its arrays may be reused
         # training: runs of the drama's episodes (first, last) propagated as dramas of their own
         # (`train.small_drama_contexts`); the line and group stages both read them
         self.episode_runs: dict[tuple[int, int], Context | None] = {}
@@ -188,6 +189,16 @@ class LabelTables:
         self.state = state
         self.label_class = label_class  # int32 [N], class id of each line's current label
         self._cluster_candidates: dict[int, np.ndarray] = {}
+
+    def release(self) -> None:
+        """This label state will not be read again: drop its tables, and let the next state's
+        voice tables be built in this one's arrays (a [lines x characters] table each) rather
+        than in copies of them."""
+        audio = self.__dict__.pop("audio", None)
+        for name in ("voice_model", "clusters"):
+            self.__dict__.pop(name, None)
+        if audio is not None and self.tables.last_audio is audio:
+            self.tables.last_audio_released = True
 
     @cached_property
     def voice_model(self) -> np.ndarray:
