@@ -25,6 +25,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from dramasr.errors import DramaError
+from dramasr.runtime import one_malloc_arena
 
 app = typer.Typer(
     add_completion=False,
@@ -64,6 +65,7 @@ def main(
         format="%(levelname)s %(name)s: %(message)s",
     )
     options.quiet, options.strict = quiet, strict
+    one_malloc_arena()  # a long job's threads would each keep a heap of freed memory
 
 
 def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
