@@ -10,7 +10,12 @@ random lines and the least confident lines.
 Strategies: suggest (N picks at once from the first predictions), suggest-rounds (25 picks,
 re-run, 25 more from the new predictions, as a person using the re-run button works),
 lowest (least confident lines), random, none (N ignored: the control, a re-run with no
-corrections, which must reproduce the first predictions: gain 0).
+corrections and without the keep rule below, which must reproduce the first predictions:
+gain 0).
+
+Each re-run gets the predictions the reviewer looked at (`previous`), as the review page's
+re-run does: a line then moves to a named character only when a correction names that
+character (`review.seeding.keep_unrelated`); --no-keep measures without.
 
 The drama is attributed once (seeds init_seeds_1pct.json, the shipped model); each
 (strategy, N) then picks N places to look from those predictions, the reviewer answers each
@@ -175,8 +180,9 @@ def main() -> None:
             picks = picks_for(strategy, drama, pred, n, guesses=guesses)
             corrections = CorrectionSet.from_log(simulate(drama, pred, picks))
             t = time.perf_counter()
+            # the control runs without `previous`: it must reproduce the predictions on its own
             result = attribute_with_corrections(drama, corrections, seeds="1pct",
-                                                previous=None if args.no_keep else pred)
+                                                previous=None if args.no_keep or strategy == "none" else pred)
             run_s = time.perf_counter() - t
             measure(strategy, n, picks, corrections, result, run_s)
     out = {"drama": args.drama, "keep_unrelated": not args.no_keep, "lines": len(truth), "scored": int(scored.sum()),

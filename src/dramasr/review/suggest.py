@@ -44,7 +44,9 @@ GROUP_PRIOR = 0.47
 # them (a low probability for its best candidate) is most often a named character who
 # sounded different that day; a group the stage nearly named but did not, or one no named
 # voice is near, is most often an extra. The stage's probability on its own points the
-# other way from what one might expect (AUC 0.29 there): it is no floor.
+# other way from what one might expect (AUC 0.29 there): it is no floor. Measured once on
+# the test dramas afterwards, that direction does not hold there (the model's AUC 0.43 and
+# 0.39; BENCHMARKS.md, issue 21): one drama's 106 groups were too few to fit it on.
 NAMED_INTERCEPT, NAMED_PER_STAGE_LOGIT, NAMED_PER_BEST_VOICE = -5.1703, -0.42008, 3.6749
 UNKNOWN_CONFIDENCE = 0.5  # a line without a confidence
 
