@@ -41,3 +41,17 @@ def run_widths(option: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
     if option is None:
         return default
     return tuple(int(w) for w in option.split(",") if int(w))
+
+
+def cached_predictions(drama, path: Path | None):  # noqa: ANN001, ANN201 - a Drama -> Predictions
+    """The drama's predictions (`attribute` from its 1pct seeds), read from `path` when it
+    exists, else computed and written there (when given)."""
+    from dramasr.attribute import attribute
+    from dramasr.data.predictions import Predictions, load_any_predictions, write_predictions
+
+    if path is not None and path.exists():
+        return load_any_predictions(path, drama)
+    pred = Predictions.from_records(attribute(drama, seeds="1pct").records, drama)
+    if path is not None:
+        write_predictions(path, pred)
+    return pred

@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _measure import cached_predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -110,9 +111,8 @@ def main() -> None:
     if args.group_prior is not None:
         PRIOR["group_prior"] = args.group_prior
 
-    from dramasr.attribute import attribute
     from dramasr.data import load_drama
-    from dramasr.data.predictions import Predictions, load_any_predictions, write_predictions
+    from dramasr.data.predictions import Predictions
     from dramasr.review.corrections import CorrectionSet
     from dramasr.review.seeding import attribute_with_corrections
     from dramasr.score import line_correct, scored_mask
@@ -122,12 +122,7 @@ def main() -> None:
     truth = drama.lines.speaker
     scored = scored_mask(truth)
     t0 = time.perf_counter()
-    if args.pred and args.pred.exists():
-        pred = load_any_predictions(args.pred, drama)
-    else:
-        pred = Predictions.from_records(attribute(drama, seeds="1pct").records, drama)
-        if args.pred:
-            write_predictions(args.pred, pred)
+    pred = cached_predictions(drama, args.pred)
     base_s = time.perf_counter() - t0
     base = line_correct(truth, pred.speaker, named)
     acc0 = 100 * base[scored].mean()

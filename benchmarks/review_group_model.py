@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _measure import cached_predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -43,22 +44,15 @@ def main() -> None:
     from sklearn.metrics import log_loss, roc_auc_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    from dramasr.attribute import attribute
     from dramasr.data import load_drama
     from dramasr.data.model import DELETED_MARK, NEW_CHARACTER_PREFIX
-    from dramasr.data.predictions import Predictions, load_any_predictions, write_predictions
     from dramasr.review.suggest import group_guesses
 
     drama = load_drama(SHARED / "dramasr" / args.drama)
     named = drama.named_characters()
     truth = drama.lines.speaker
     t = time.perf_counter()
-    if args.pred and args.pred.exists():
-        pred = load_any_predictions(args.pred, drama)
-    else:
-        pred = Predictions.from_records(attribute(drama, seeds="1pct").records, drama)
-        if args.pred:
-            write_predictions(args.pred, pred)
+    pred = cached_predictions(drama, args.pred)
     guesses = group_guesses(drama, pred)
     seconds = time.perf_counter() - t
     groups: dict[str, list[int]] = collections.defaultdict(list)
