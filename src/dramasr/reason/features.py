@@ -47,12 +47,9 @@ class PairRows:
     def of_lines(self, lo: int, hi: int) -> PairRows:
         """The rows of the lo-th to (hi-1)-th of these lines, with their propagation columns."""
         a, b = int(self.starts[lo]), int(self.starts[hi])
-        part = PairRows(self.line[a:b], self.cls[a:b], self.starts[lo:hi + 1] - a, self.lines[lo:hi])
-        if self.propagation is not None:
-            part.propagation = {name: column[a:b] for name, column in self.propagation.items()}
-        return part
+        return self.at(slice(a, b), self.starts[lo:hi + 1] - a, self.lines[lo:hi])
 
-    def at(self, position: np.ndarray, starts: np.ndarray, lines: np.ndarray) -> PairRows:
+    def at(self, position: np.ndarray | slice, starts: np.ndarray, lines: np.ndarray) -> PairRows:
         """The rows at `position` (whole lines, in order), grouped by `starts`, with their
         propagation columns (each row's own, so a subset reads them as the whole did)."""
         part = PairRows(self.line[position], self.cls[position], starts, lines)
