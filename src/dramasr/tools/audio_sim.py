@@ -25,6 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from dramasr.tools.base import Context, Tool
 from dramasr.tools.tables import DramaTables, unit_rows
+from dramasr.tools.topk import FEWER, segment_top_mean
 
 TOP_K = 5
 LOCAL_TOP_K = 3
@@ -32,7 +33,7 @@ SCENE_TOP_K = 2
 COHORT_SIZE = 4000  # lines drawn (fixed seed) from the drama for score normalisation
 COHORT_TOP = 200
 VOICE_MODEL_C = 0.1  # inverse L2 strength of the per-drama voice model
-VOICE_MODEL_ITERS = 100  # a fixed L-BFGS budget per fit, not run to convergence
+VOICE_MODEL_ITERS = 30  # a fixed L-BFGS budget per fit, not run to convergence (chosen on the training dramas: see BENCHMARKS, issue 23)
 VOICE_MODEL_FOLDS = 4  # cross-fitting folds of the voice model
 BLOCK_ROWS = 1024  # 1024 x 50K float32 = 200 MB per block; also keeps BLAS calls small
 
@@ -64,6 +65,7 @@ class AudioTables:
     seed_max: np.ndarray  # best match among the class's seed lines
     centroid: np.ndarray  # similarity to the class's voice centroid
     class_centroid: np.ndarray  # [C, D] unit centroids
+    kth: np.ndarray  # the TOP_K-th best match over the drama (topk.FEWER: fewer lines): what a relabelling must beat
 
 
 def _mask_self(sims: np.ndarray, columns: np.ndarray, lo: int, hi: int, value: float) -> None:
@@ -148,55 +150,42 @@ def _fit_voice_model(z: np.ndarray, label: np.ndarray):  # -> LogisticRegression
     return LogisticRegression(C=VOICE_MODEL_C, max_iter=VOICE_MODEL_ITERS).fit(z, label)
 
 
-def _masked_top_mean(sub: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean of the k largest entries per row and the row max, ignoring entries < -1.5."""
-    width = sub.shape[1]
-    part = np.partition(sub, width - k, axis=1)[:, width - k:] if width > k else sub
-    valid = part > -1.5
-    count = valid.sum(1)
-    mean = np.where(count > 0, np.where(valid, part, 0).sum(1) / np.maximum(count, 1), 0.0)
-    best = np.where(count > 0, part.max(1), 0.0)
-    return mean, best
-
-
 def build_audio_tables(tables: DramaTables, label: np.ndarray) -> AudioTables:
     """Dense [N, C] tables from the labels `label` (one per label state: `LabelTables.audio`).
 
     What is rebuilt per pass (a refinement pass relabels lines, and the tables of the new
     labels are built from the last ones built for this drama, `DramaTables.last_audio`):
-    - top / max (top-5 over the drama): only the columns of the classes that gained or lost
-      a line; a class whose lines are all the same keeps its column (its inputs are the same).
+    - top / max (top-5 over the drama): only the (line, class) entries whose top 5 a moved
+      line enters or leaves: a gained line that beats the entry's 5th best match, a lost one
+      that was at or above it (`kth`); one product of every line against the moved lines
+      finds them, then only those entries are computed again.
     - local / scene tables (within an episode): only episodes where some label changed, and
       there only the classes that gained or lost a line in that episode.
     - seed_max: never (seeds and their labels do not change between passes): built once
       (`DramaTables.seed_best`).
     - count, centroid, class_centroid, typical: every time (cheap, [C] or one [N, C] product).
-    Each column that is rebuilt is computed exactly as a full build computes it (same lines,
-    same order, same blocks of rows), so the tables are bit for bit those of a full build.
+    Each entry that is rebuilt is computed exactly as a full build computes it (the same
+    values; the top-k mean sums them largest first), so the tables are bit for bit those of a
+    full build.
+    The top-k means of a block come from one compiled pass over it (`tools/topk.py`).
     """
     unit = tables.unit_embedding
     n, n_classes = len(unit), len(tables.classes)
     previous = tables.last_audio
     reuse = tables.last_audio_released  # no state reads them: overwrite them instead of copies
     tables.last_audio, tables.last_audio_released = None, False
-    if previous is None:
-        moved = np.ones(n, bool)
-        changed = np.ones(n_classes, bool)
-    else:
-        moved = previous.label != label
-        changed = np.zeros(n_classes, bool)
-        changed[previous.label[moved]] = True
-        changed[label[moved]] = True
+    moved = np.ones(n, bool) if previous is None else previous.label != label
 
     def start(name: str) -> np.ndarray:
         if previous is None:
             return np.zeros((n, n_classes), np.float32)
         return getattr(previous, name) if reuse else getattr(previous, name).copy()
 
-    top, best = start("top"), start("best")
-    top[:, changed] = 0.0
-    best[:, changed] = 0.0
-    _global_top(unit, label, changed, top, best)
+    top, best, kth = start("top"), start("best"), start("kth")
+    if previous is None:
+        _global_top(unit, label, top, best, kth)
+    else:
+        _update_global_top(unit, previous.label, label, top, best, kth)
     bounds = np.searchsorted(np.sort(label), np.arange(n_classes + 1))
     counts = np.diff(bounds).astype(np.float32)
 
@@ -213,20 +202,23 @@ def build_audio_tables(tables: DramaTables, label: np.ndarray) -> AudioTables:
         for table in (local_top, local_count, scene_top, scene_max, scene_count):
             table[lo:hi, redo] = 0.0
         sims = unit[lo:hi] @ unit[lo:hi].T
-        np.fill_diagonal(sims, -2.0)
-        same_scene = scene[lo:hi, None] == scene[None, lo:hi]
-        scene_sims = np.where(same_scene, sims, -2.0)
-        for c in np.intersect1d(redo, ep_label):
-            cols = np.flatnonzero(ep_label == c)
-            mean, _ = _masked_top_mean(sims[:, cols], LOCAL_TOP_K)
-            local_top[lo:hi, c] = mean
-            local_count[lo:hi, c] = len(cols)
-            local_count[lo + cols, c] -= 1  # not counting the line itself
-            mean, mx = _masked_top_mean(scene_sims[:, cols], SCENE_TOP_K)
-            scene_top[lo:hi, c] = mean
-            scene_max[lo:hi, c] = mx
-            scene_count[lo:hi, c] = same_scene[:, cols].sum(1)
-            scene_count[lo + cols, c] -= 1
+        np.fill_diagonal(sims, -2.0)  # a line is no evidence for itself
+        # the episode's columns sorted by class: one segment per class present
+        order = np.argsort(ep_label, kind="stable")
+        present, first = np.unique(ep_label[order], return_index=True)
+        bounds = np.append(first, len(order))
+        sims = sims[:, order]
+        local = segment_top_mean(sims, bounds, LOCAL_TOP_K)
+        same_scene = scene[lo:hi, None] == scene[None, lo + order]
+        np.putmask(sims, ~same_scene, np.float32(-2.0))
+        in_scene = segment_top_mean(sims, bounds, SCENE_TOP_K)
+        write = np.isin(present, redo)
+        cols = present[write]
+        local_top[lo:hi, cols] = local.mean[:, write]
+        local_count[lo:hi, cols] = local.count[:, write]  # the line itself not counted (masked above)
+        scene_top[lo:hi, cols] = in_scene.mean[:, write]
+        scene_max[lo:hi, cols] = in_scene.best[:, write]
+        scene_count[lo:hi, cols] = in_scene.count[:, write]
 
     centroid = np.zeros((n_classes, unit.shape[1]), np.float32)
     np.add.at(centroid, label, unit)
@@ -242,38 +234,77 @@ def build_audio_tables(tables: DramaTables, label: np.ndarray) -> AudioTables:
     np.add.at(typical, label, own)
     typical /= np.maximum(np.bincount(label, minlength=n_classes), 1)
     built = AudioTables(label.copy(), typical, top, best, counts, local_top, local_count, scene_top, scene_max,
-                        scene_count, tables.seed_best, centroid_sim, centroid)
+                        scene_count, tables.seed_best, centroid_sim, centroid, kth)
     # the next label state of this drama starts from these (the arrays are shared, not copied:
     # a later build copies what it changes)
     tables.last_audio = built
     return built
 
 
-def _global_top(unit: np.ndarray, label: np.ndarray, changed: np.ndarray, top: np.ndarray,
-                best: np.ndarray) -> None:
-    """top / best[:, c] for the classes c where `changed`: the mean of the TOP_K best matches
-    among the class's lines and the best one (a line is no evidence for itself). Rows in
-    blocks of BLOCK_ROWS against the changed classes' lines, sorted by class (then line)."""
-    n, n_classes = len(unit), len(changed)
+def _global_top(unit: np.ndarray, label: np.ndarray, top: np.ndarray, best: np.ndarray, kth: np.ndarray) -> None:
+    """top / best / kth [N, C]: per line and class, the mean of the TOP_K best matches among
+    the class's lines, the best one and the TOP_K-th (a line is no evidence for itself). Rows
+    in blocks of BLOCK_ROWS against all lines, sorted by class."""
+    n, n_classes = len(unit), top.shape[1]
     order = np.argsort(label, kind="stable")
-    order = order[changed[label[order]]]
-    sorted_label = label[order]
-    if not len(order):
-        return
-    position = np.full(n, -1, np.int64)
-    position[order] = np.arange(len(order))
-    bounds = np.searchsorted(sorted_label, np.arange(n_classes + 1))
+    position = np.empty(n, np.int64)
+    position[order] = np.arange(n)
+    bounds = np.searchsorted(label[order], np.arange(n_classes + 1))
+    present = np.flatnonzero(bounds[1:] > bounds[:-1])
+    segments = np.append(bounds[present], n)
+    absent = np.setdiff1d(np.arange(n_classes), present)
+    top[:, absent], best[:, absent], kth[:, absent] = 0.0, 0.0, FEWER
     sorted_unit = np.ascontiguousarray(unit[order])
-    present = [c for c in range(n_classes) if bounds[c + 1] > bounds[c]]
     for lo in range(0, n, BLOCK_ROWS):
         hi = min(n, lo + BLOCK_ROWS)
         sims = unit[lo:hi] @ sorted_unit.T
-        own = position[lo:hi] >= 0
-        sims[np.flatnonzero(own), position[lo:hi][own]] = -2.0  # a line is no evidence for itself
-        for c in present:
-            mean, mx = _masked_top_mean(sims[:, bounds[c]:bounds[c + 1]], TOP_K)
-            top[lo:hi, c] = mean
-            best[lo:hi, c] = mx
+        sims[np.arange(hi - lo), position[lo:hi]] = -2.0  # a line is no evidence for itself
+        got = segment_top_mean(sims, segments, TOP_K)
+        top[lo:hi, present], best[lo:hi, present], kth[lo:hi, present] = got.mean, got.best, got.kth
+
+
+def _update_global_top(unit: np.ndarray, old: np.ndarray, label: np.ndarray, top: np.ndarray, best: np.ndarray,
+                       kth: np.ndarray) -> None:
+    """top / best / kth of `old` labels brought to `label`: an entry (line, class) changes only
+    if a line the class gained matches the line better than its TOP_K-th best match, or a
+    line the class lost matched it at least as well (it may have been among the best). Those
+    entries are found with one product against the moved lines and computed again, class by
+    class, against the class's lines now."""
+    n, n_classes = len(unit), top.shape[1]
+    moved = np.flatnonzero(old != label)
+    if not len(moved):
+        return
+    stale = np.zeros((n, n_classes), bool)
+    for m in range(0, len(moved), BLOCK_ROWS * 4):  # [BLOCK_ROWS, 4 * BLOCK_ROWS] values at a time
+        these = moved[m:m + BLOCK_ROWS * 4]
+        gained, lost = label[these], old[these]
+        moved_unit = np.ascontiguousarray(unit[these])
+        for lo in range(0, n, BLOCK_ROWS):
+            hi = min(n, lo + BLOCK_ROWS)
+            sims = unit[lo:hi] @ moved_unit.T
+            own = (these >= lo) & (these < hi)
+            sims[these[own] - lo, np.flatnonzero(own)] = -2.0  # a line is no evidence for itself
+            block_kth = kth[lo:hi]
+            rows, cols = np.nonzero(sims > block_kth[:, gained])
+            stale[lo + rows, gained[cols]] = True
+            rows, cols = np.nonzero(sims >= block_kth[:, lost])
+            stale[lo + rows, lost[cols]] = True
+    for c in np.flatnonzero(stale.any(0)).tolist():
+        rows = np.flatnonzero(stale[:, c])
+        members = np.flatnonzero(label == c)
+        if not len(members):  # the class lost its last line
+            top[rows, c], best[rows, c], kth[rows, c] = 0.0, 0.0, FEWER
+            continue
+        member_unit = np.ascontiguousarray(unit[members])
+        step = max(1, (BLOCK_ROWS * 4096) // len(members))  # rows per product: at most ~4M values
+        for a in range(0, len(rows), step):
+            part = rows[a:a + step]
+            sims = unit[part] @ member_unit.T
+            hit = np.searchsorted(members, part)
+            mine = (hit < len(members)) & (members[np.minimum(hit, len(members) - 1)] == part)
+            sims[np.flatnonzero(mine), hit[mine]] = -2.0
+            got = segment_top_mean(sims, np.array([0, len(members)]), TOP_K)
+            top[part, c], best[part, c], kth[part, c] = got.mean[:, 0], got.best[:, 0], got.kth[:, 0]
 
 
 def build_seed_best(unit: np.ndarray, seeds: np.ndarray, seed_class: np.ndarray, n_classes: int) -> np.ndarray:

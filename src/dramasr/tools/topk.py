@@ -1,0 +1,91 @@
+"""Top-k means over column segments, compiled (numba): the voice tables' inner loop.
+
+The voice tables ask, for every line and every class, for the mean of the k best
+similarities among the class's lines. With the columns of a block of similarities sorted by
+class, that is one question per (row, segment). numpy answers it with one `np.partition`
+per class and block (tens of thousands of calls per drama, most of the job's time); this
+kernel answers all of a block's segments in one pass over its values, rows split across
+the cores.
+
+Same answer as the partition: the same k values are picked (ties included), their mean is
+taken as a float32 sum divided by the count. Only the order of that sum differs (here:
+largest first), which can move the last bit of a mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, prange
+
+INVALID = -1.5  # similarities below this are masks (a line's own entry, another scene's lines): not counted
+FEWER = np.float32(-3.0)  # the k-th value of a segment with fewer than k valid values
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _segment_top(sims, bounds, k, mean, best, count, kth):  # pragma: no cover - compiled
+    rows = sims.shape[0]
+    segments = bounds.shape[0] - 1
+    for r in prange(rows):
+        top = np.empty(k, np.float32)
+        for s in range(segments):
+            filled = 0
+            valid = 0
+            for j in range(bounds[s], bounds[s + 1]):
+                v = sims[r, j]
+                if v > INVALID:
+                    valid += 1
+                if filled < k:
+                    p = filled
+                    filled += 1
+                elif v > top[k - 1]:
+                    p = k - 1
+                else:
+                    continue
+                while p > 0 and top[p - 1] < v:
+                    top[p] = top[p - 1]
+                    p -= 1
+                top[p] = v
+            total = np.float32(0.0)
+            kept = 0
+            for q in range(filled):
+                if top[q] > INVALID:
+                    total += top[q]
+                    kept += 1
+            if kept > 0:
+                mean[r, s] = total / kept
+                best[r, s] = top[0]
+            else:
+                mean[r, s] = 0.0
+                best[r, s] = 0.0
+            count[r, s] = valid
+            kth[r, s] = top[k - 1] if kept == k else FEWER
+
+
+@dataclass(frozen=True)
+class SegmentTop:
+    """Per row and segment (each float32 [R, S]): the mean of the k largest valid values and
+    the largest (0 where no value is valid), how many values are valid, and the k-th largest
+    valid value (FEWER where fewer than k are): a new value above it, or the loss of one at
+    or above it, is what changes the first two."""
+
+    mean: np.ndarray
+    best: np.ndarray
+    count: np.ndarray
+    kth: np.ndarray
+
+
+def segment_top_mean(sims: np.ndarray, bounds: np.ndarray, k: int) -> SegmentTop:
+    """The k largest valid values (not below INVALID) of each row of `sims` (float32 [R, W])
+    in each column segment [bounds[s], bounds[s+1])."""
+    sims = np.ascontiguousarray(sims, dtype=np.float32)
+    bounds = np.ascontiguousarray(bounds, dtype=np.int64)
+    shape = (sims.shape[0], len(bounds) - 1)
+    out = SegmentTop(*(np.empty(shape, np.float32) for _ in range(4)))
+    if shape[0] and shape[1]:
+        _segment_top(sims, bounds, int(k), out.mean, out.best, out.count, out.kth)
+    return out
+
+
+__all__ = ["FEWER", "INVALID", "SegmentTop", "segment_top_mean"]
