@@ -170,7 +170,8 @@ def test_audio_tables_rebuilt_in_part_equal_a_full_build(synthetic):
                 np.testing.assert_allclose(getattr(tables, key), expected, rtol=0, atol=3e-7,
                                            err_msg=f"{key} after {step} relabellings")
             else:
-                np.testing.assert_array_equal(getattr(tables, key), expected, err_msg=f"{key} after {step} relabellings")
+                np.testing.assert_array_equal(getattr(tables, key), expected,
+                                              err_msg=f"{key} after {step} relabellings")
         fresh = Context.build(drama, ctx.state, ctx.classes[:-1]).labels.audio  # new tables: a full build
         for key in vars(fresh):
             np.testing.assert_array_equal(getattr(tables, key), getattr(fresh, key), err_msg=key)
