@@ -106,6 +106,8 @@ def main() -> None:
                         "(they must come from the same code, or the gains include its drift)")
     parser.add_argument("--no-keep", action="store_true", help="re-run without `previous` (lines may move to "
                         "characters no correction names; the review page passes its predictions)")
+    parser.add_argument("--guesses", action="store_true", help="give suggest the group stage's view of the groups, "
+                        "as `dramasr review --suggest` does (it only words the reasons; slow on large dramas)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
     if args.group_prior is not None:
@@ -129,10 +131,10 @@ def main() -> None:
     print(f"{args.drama}: {len(truth)} lines, baseline {acc0:.2f} % ({base_s:.0f} s)", flush=True)
     from dramasr.review.suggest import group_guesses
 
+    # the group stage's view of the groups only words the reasons; the ranking does not read it
     t = time.perf_counter()
-    guesses = group_guesses(drama, pred) if "suggest" in args.strategies else {}
+    guesses = group_guesses(drama, pred) if args.guesses and "suggest" in args.strategies else {}
     suggest_s = time.perf_counter() - t
-    print(f"group guesses for --suggest: {suggest_s:.1f} s", flush=True)
     rows = []
 
     def measure(strategy: str, n: int, picks, corrections, result, run_s: float) -> None:
@@ -158,8 +160,7 @@ def main() -> None:
             corrections = CorrectionSet()
             for n in sorted(args.sizes):
                 while len(picks) < n:
-                    step = suggest(drama, current, min(args.round, n - len(picks)), corrections,
-                                   guesses=group_guesses(drama, current, corrections=corrections), **PRIOR)
+                    step = suggest(drama, current, min(args.round, n - len(picks)), corrections, **PRIOR)
                     step_picks = [(s.line, s.group_lines, s.group) for s in step]
                     picks += step_picks
                     log += simulate(drama, current, step_picks)  # `was`: what the reviewer saw then

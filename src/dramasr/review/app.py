@@ -70,6 +70,10 @@ def evidence_text(record: Mapping[str, Any]) -> str:
     if ev.get("seed"):
         return "a seed line: its speaker was given"
     parts: list[str] = []
+    if ev.get("carried"):
+        m = ev["carried"]
+        parts.append(f"its voice is {m.get('voice_cosine')} alike to corrected line {m.get('from_line')}, "
+                     f"which had the same label: the correction carries to it")
     if ev.get("group_correction"):
         g = ev["group_correction"]
         if g.get("followed"):

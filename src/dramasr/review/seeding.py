@@ -80,7 +80,9 @@ def attribute_with_corrections(drama: Drama, corrections: CorrectionSet, *,
                                hook: Progress | None = None, previous: Predictions | None = None) -> Attribution:
     """`attribute` with a person's corrections as extra seeds and fixed answers. With the
     predictions the person corrected (`previous`), a line moves to a named character only
-    when a correction names that character (`keep_unrelated`)."""
+    when a correction names that character (`keep_unrelated`), and each correction carries
+    to the lines of its episode whose voice is very close to the corrected line's and that
+    had the same wrong label (`review.carry`)."""
     from dramasr.propagate import propagate_drama, resolve_seeds
 
     t0 = time.perf_counter()
@@ -95,6 +97,7 @@ def attribute_with_corrections(drama: Drama, corrections: CorrectionSet, *,
     records = apply_corrections(result.records, corrections, drama.named_characters(), group_lines)
     if previous is not None:
         records = keep_unrelated(records, previous, corrections, drama.named_characters())
+        records = carry_corrections(drama, records, previous, corrections)
     timings = dict(result.timings)
     timings["propagation_s"] = propagation_s
     timings["total_s"] = time.perf_counter() - t0
@@ -138,6 +141,18 @@ def keep_unrelated(records: Sequence[PredictionRecord], previous: Predictions, c
         out[k] = PredictionRecord(r.line, r.episode, speaker, None if np.isnan(confidence) else confidence,
                                   previous.runner_up[r.line], previous.candidates[r.line], evidence)
     return out
+
+
+def carry_corrections(drama: Drama, records: Sequence[PredictionRecord], previous: Predictions,
+                      corrections: CorrectionSet) -> list[PredictionRecord]:
+    """Records with the voice carry of `review.carry` applied (reckoned on `previous`, the
+    predictions the person corrected); a line the re-run already gave that answer keeps its record."""
+    from dramasr.review.carry import carry_moves, carry_records, settled_lines
+
+    settled = settled_lines(len(previous.speaker), previous.evidence, corrections)
+    moves = carry_moves(drama, previous.speaker, previous.confidence, settled, corrections)
+    by_line = {r.line: r for r in records}
+    return carry_records(records, [m for m in moves if by_line[m.line].speaker != m.speaker])
 
 
 def _only(corrections: CorrectionSet, group_lines: set[int]) -> CorrectionSet:
@@ -202,5 +217,5 @@ def attribute_corrected_drama(drama: Drama, corrections: str | Path, seeds: Mapp
     return attribute_with_corrections(drama, current, seeds=seeds, model=model, hook=hook).records
 
 
-__all__ = ["apply_corrections", "attribute_corrected_drama", "attribute_with_corrections", "corrected_label_state",
-           "corrected_seeds", "keep_unrelated", "seedable"]
+__all__ = ["apply_corrections", "attribute_corrected_drama", "attribute_with_corrections", "carry_corrections",
+           "corrected_label_state", "corrected_seeds", "keep_unrelated", "seedable"]

@@ -32,22 +32,15 @@ from dramasr.review.corrections import CorrectionSet
 VOICE_LOW, VOICE_HIGH = 0.4, 0.6
 MIN_WRONG = 0.02  # lines surer than this are not worth counting as followers
 # How often a new-character group that attribution leaves unnamed is in truth mostly one
-# named character's: 50 of 106 groups (0.47) on zhen_huan_zhuan, a training drama of the
-# protocol that the shipped model was not fitted on (benchmarks/review_group_prior.py).
-# The fallback when the group stage's view of the groups is not at hand (`group_guesses`).
-GROUP_PRIOR = 0.47
-# With that view, each group's own chance: a logistic model of two readings of the group
-# stage, fitted on the same 106 groups of zhen_huan_zhuan (benchmarks/review_group_model.py;
-# 5-fold cross-validated AUC 0.75, log-loss 0.624 against 0.692 for the flat prior). A group
-# whose voice is close to some named character's (`group_best_voice`, the cosine to the
-# nearest named character's voice) but that the group stage could not pin on any one of
-# them (a low probability for its best candidate) is most often a named character who
-# sounded different that day; a group the stage nearly named but did not, or one no named
-# voice is near, is most often an extra. The stage's probability on its own points the
-# other way from what one might expect (AUC 0.29 there): it is no floor. Measured once on
-# the test dramas afterwards, that direction does not hold there (the model's AUC 0.43 and
-# 0.39; BENCHMARKS.md, issue 21): one drama's 106 groups were too few to fit it on.
-NAMED_INTERCEPT, NAMED_PER_STAGE_LOGIT, NAMED_PER_BEST_VOICE = -5.1703, -0.42008, 3.6749
+# named character's, pooled over both training dramas: 6 of 190 groups on ren_shi_jian, 50 of
+# 106 on zhen_huan_zhuan, 56 of 296 (0.19) together (`python benchmarks/review_group_model.py
+# --lodo ...`). The share differs so much between dramas that no reading of the group stage
+# carries from one to the other: fitted on one training drama and scored on the other, a
+# logistic model of the group's voice cosine to the nearest named voice ranks the groups worse
+# than chance both ways (AUC 0.30 and 0.19), so does the stage's probability (0.29, 0.13) and
+# both together (0.28, 0.12). Every group therefore counts at the pooled share; the stage's
+# view of a group (`group_guesses`) only goes into the reason shown for it.
+GROUP_PRIOR = 0.19
 UNKNOWN_CONFIDENCE = 0.5  # a line without a confidence
 
 
@@ -105,18 +98,7 @@ class GroupGuess:
     speaker: str  # its best named candidate
     probability: float  # the group stage's probability that the group is that character's
     best_voice: float = float("nan")  # cosine of the group's voice to the nearest named character's
-    named: float | None = None  # chance that the group is mostly a named character's (`named_probability`)
-
-
-def named_probability(stage_probability: float, best_voice: float) -> float:
-    """Chance that an unnamed new-character group is mostly one named character's, from the
-    group stage's probability for its best candidate and the cosine of its voice to the
-    nearest named character's (the model fitted on a training drama, above)."""
-    if not np.isfinite(best_voice):
-        return GROUP_PRIOR
-    p = min(max(float(stage_probability), 1e-4), 1 - 1e-4)
-    z = NAMED_INTERCEPT + NAMED_PER_STAGE_LOGIT * float(np.log(p / (1 - p))) + NAMED_PER_BEST_VOICE * float(best_voice)
-    return float(1.0 / (1.0 + np.exp(-z)))
+    named: float | None = None  # a chance of its own that the group is mostly a named character's (none shipped)
 
 
 def group_guesses(drama: Drama, pred: Predictions, *, seeds: Mapping[str, Sequence[int]] | str | Path = "1pct",
@@ -152,7 +134,7 @@ def group_guesses(drama: Drama, pred: Predictions, *, seeds: Mapping[str, Sequen
         name = name_of[int(rows.group[k])]
         if name not in out:
             p, voice = float(probability[k]), float(best_voice[k])
-            out[name] = GroupGuess(ctx.classes[int(rows.cls[k])], p, voice, named_probability(p, voice))
+            out[name] = GroupGuess(ctx.classes[int(rows.cls[k])], p, voice)
     return out
 
 
