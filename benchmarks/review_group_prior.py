@@ -1,6 +1,8 @@
 """How often a new-character group that attribution leaves unnamed is in truth mostly one
-named character's: the prior `dramasr.review.suggest.GROUP_PRIOR`, measured on a TRAINING
-drama (never on the test dramas), so that --suggest offers such groups to a person.
+named character's, on a TRAINING drama (never on the test dramas), so that --suggest offers
+such groups to a person. The first build's `dramasr.review.suggest.GROUP_PRIOR` was this
+share on zhen_huan_zhuan (0.47); the shipped one is pooled over both training dramas (0.19,
+`benchmarks/review_group_model.py --lodo`).
 
     python benchmarks/review_group_prior.py                    # zhen_huan_zhuan, seeds 1pct
 
