@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -51,6 +50,11 @@ _CHILD = r"""
 import importlib, json, sys, time
 from collections import defaultdict
 import orjson
+try:  # as the CLI does (a version without it: glibc's default arenas)
+    from dramasr.runtime import one_malloc_arena
+    one_malloc_arena()
+except ImportError:
+    pass
 drama_dir, out = sys.argv[1], sys.argv[2]
 spent = defaultdict(float)
 stack = []
@@ -100,18 +104,24 @@ print("STAGES" + json.dumps(stages))
 
 
 def run_child(version: str, src: Path, drama: str, out: Path) -> dict:
+    """One child run; its own CPU time and peak RSS (os.wait4: RUSAGE_CHILDREN's peak would be
+    the largest of every child so far, so a smaller run after a larger one would read high)."""
     env = dict(os.environ, PYTHONPATH=str(src))
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = os.times().elapsed
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(SHARED / drama), str(out), json.dumps(_STAGES)],
-                          env=env, capture_output=True, text=True)
-    wall = os.times().elapsed - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(SHARED / drama), str(out), json.dumps(_STAGES)],
+                                env=env, stdout=stdout, stderr=stderr, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = os.times().elapsed - t0
+        stdout.seek(0)
+        stderr.seek(0)
+        text, errors = stdout.read(), stderr.read()
     if proc.returncode:
-        raise SystemExit(f"{version} run on {drama} failed:\n{proc.stderr[-3000:]}")
-    stages = json.loads(next(x for x in proc.stdout.splitlines() if x.startswith("STAGES"))[len("STAGES"):])
-    return {"wall_s": wall, "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-            "peak_rss_mb": after.ru_maxrss / 1024, "stages": stages}
+        raise SystemExit(f"{version} run on {drama} failed:\n{errors[-3000:]}")
+    stages = json.loads(next(x for x in text.splitlines() if x.startswith("STAGES"))[len("STAGES"):])
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024,
+            "stages": stages}
 
 
 def differences(old: Path, new: Path) -> dict:

@@ -287,7 +287,7 @@ def train(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Model file to write (default: the packaged model).")] = None,
     seeds: Annotated[str, typer.Option(help="Seeds used to run propagation on the training dramas.")] = "1pct",
 ) -> None:
-    """Fit the attribution model on the training dramas (protocol: ren_shi_jian)."""
+    """Fit the attribution model on the training dramas (protocol: ren_shi_jian and zhen_huan_zhuan)."""
     from dramasr.train import DEFAULT_TRAINING_DRAMAS, train_model
 
     names = dramas or list(DEFAULT_TRAINING_DRAMAS)

@@ -395,7 +395,7 @@ def cross_validate(data: TrainingRows, tools: Sequence[str], params: Mapping[str
     return {"score": score, "hit": hit, "margin": margin, "columns": cols}
 
 
-DEFAULT_TRAINING_DRAMAS = ("ren_shi_jian",)  # the protocol's training drama(s)
+DEFAULT_TRAINING_DRAMAS = ("ren_shi_jian", "zhen_huan_zhuan")  # the protocol's training dramas
 
 
 def train_model(dramas: Sequence[Drama], *, output: str | Path | None = None, seeds: str | Path = "1pct",
