@@ -166,9 +166,10 @@ def build_audio_tables(tables: DramaTables, label: np.ndarray) -> AudioTables:
     - seed_max: never (seeds and their labels do not change between passes): built once
       (`DramaTables.seed_best`).
     - count, centroid, class_centroid, typical: every time (cheap, [C] or one [N, C] product).
-    Each entry that is rebuilt is computed exactly as a full build computes it (the same
-    values; the top-k mean sums them largest first), so the tables are bit for bit those of a
-    full build.
+    Each entry that is rebuilt is computed as a full build computes it (the same values, the
+    top-k mean summed largest first); only the similarities of an update come from a product
+    of another shape, which BLAS may round differently in the last float32 bit (at most 1e-6
+    apart in the tests).
     The top-k means of a block come from one compiled pass over it (`tools/topk.py`).
     """
     unit = tables.unit_embedding
