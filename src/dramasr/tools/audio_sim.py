@@ -209,12 +209,12 @@ def build_audio_tables(tables: DramaTables, label: np.ndarray) -> AudioTables:
         # the episode's columns sorted by class: one segment per class present
         order = np.argsort(ep_label, kind="stable")
         present, first = np.unique(ep_label[order], return_index=True)
-        bounds = np.append(first, len(order))
+        segments = np.append(first, len(order))
         sims = sims[:, order]
-        local = segment_top_mean(sims, bounds, LOCAL_TOP_K)
+        local = segment_top_mean(sims, segments, LOCAL_TOP_K)
         same_scene = scene[lo:hi, None] == scene[None, lo + order]
         np.putmask(sims, ~same_scene, np.float32(-2.0))
-        in_scene = segment_top_mean(sims, bounds, SCENE_TOP_K)
+        in_scene = segment_top_mean(sims, segments, SCENE_TOP_K)
         write = np.isin(present, redo)
         cols = present[write]
         local_top[lo:hi, cols] = local.mean[:, write]
