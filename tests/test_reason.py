@@ -117,7 +117,7 @@ def test_bad_model_file_is_a_clear_error(tmp_path):
 
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a model")
-    with pytest.raises(DramaError, match="cannot read attribution model"):
+    with pytest.raises(DramaError, match="cannot read attribution model: not an .npz archive"):
         AttributionModel.load(bad)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,6 +239,9 @@ class AttributionModel:
     @classmethod
     def load(cls, path: str | Path) -> AttributionModel:
         path = Path(path)
+        if path.is_file() and not zipfile.is_zipfile(path):  # np.load would read it as a pickle and say so
+            raise DramaError("cannot read attribution model: not an .npz archive", file=path,
+                             hint="pass a file written by `dramasr train`")
         try:
             with np.load(path, allow_pickle=False) as arrays:
                 meta = json.loads(bytes(arrays["meta"]).decode("utf-8"))
