@@ -285,8 +285,7 @@ def _update_global_top(unit: np.ndarray, old: np.ndarray, label: np.ndarray, top
         for lo in range(0, n, BLOCK_ROWS):
             hi = min(n, lo + BLOCK_ROWS)
             sims = unit[lo:hi] @ moved_unit.T
-            own = (these >= lo) & (these < hi)
-            sims[these[own] - lo, np.flatnonzero(own)] = -2.0  # a line is no evidence for itself
+            _mask_self(sims, these, lo, hi, -2.0)  # a line is no evidence for itself
             block_kth = kth[lo:hi]
             rows, cols = np.nonzero(sims > block_kth[:, gained])
             stale[lo + rows, gained[cols]] = True
