@@ -253,3 +253,19 @@ def test_stage_scores_by_blocks_of_lines_equal_one_matrix(synthetic):
     np.testing.assert_array_equal(stage_scores(ctx, sub, model.full, block_lines=50),
                                   stage_scores(ctx, fresh, model.full))
     assert np.array_equal(sub.line, fresh.line) and np.array_equal(rows.line[position], fresh.line)
+
+
+def test_propagation_side_by_side_equals_one_thread(synthetic, monkeypatch):
+    """Propagation scores its characters on one thread per core; on one core it runs them one
+    after the other. Both give the same labels, candidates and scores, bit for bit."""
+    import dramasr.propagate.engine as engine
+    from dramasr.propagate import propagate_drama
+
+    drama, _ = synthetic
+    monkeypatch.setattr(engine, "cores", lambda: 4)
+    parallel = propagate_drama(drama, "gt-1pct")
+    monkeypatch.setattr(engine, "cores", lambda: 1)
+    serial = propagate_drama(drama, "gt-1pct")
+    assert parallel.characters == serial.characters
+    for name in ("code", "stage", "threshold", "label_score", "cand_offsets", "cand_code", "cand_score"):
+        np.testing.assert_array_equal(getattr(parallel, name), getattr(serial, name), err_msg=name)

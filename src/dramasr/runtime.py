@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
@@ -22,3 +23,8 @@ def one_malloc_arena() -> bool:
         return bool(libc.mallopt(M_ARENA_MAX, 1))
     except (OSError, AttributeError):
         return False
+
+
+def cores() -> int:
+    """CPU cores this process may run on (its affinity where the OS tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

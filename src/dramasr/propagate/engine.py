@@ -9,7 +9,8 @@ characters. Seeds come in resolved ({character: [line, ...]}); nothing here read
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ from dramasr.propagate.result import (
 )
 from dramasr.propagate.similarity import blocks, mean_of_top, topk_mean, unit_rows
 from dramasr.propagate.timeline import absolute_times, count_in_windows, windows
+from dramasr.runtime import cores
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class _Engine:
                  cfg: PropagationConfig) -> None:
         self.cfg = cfg
         self.emb = emb
+        self.pool: ThreadPoolExecutor | None = None  # set by `_run` on a machine with several cores
         self.n = n = len(emb)
         radius = int(round(cfg.face_radius_s * 1000))
         self.length = (line_end - line_start).astype(np.int64)
@@ -82,6 +85,13 @@ class _Engine:
         bonus = np.minimum(np.maximum(np.float32(1) - self.length.astype(np.float32) / np.float32(1000), 0.0),
                            0.5) * cfg.short_bonus
         self.bonus = bonus.astype(np.float32)
+
+    def _map(self, fn: Callable[[Any], np.ndarray], jobs: list[Any]) -> list[np.ndarray]:
+        """fn of each job, in order; side by side on the pool's threads when there is one (the
+        products, partitions and sorts inside let go of the GIL, each on one BLAS thread)."""
+        if self.pool is None or len(jobs) < 2:
+            return [fn(job) for job in jobs]
+        return list(self.pool.map(fn, jobs))
 
     # ----- labels
 
@@ -167,6 +177,7 @@ class _Engine:
         changed = [True] * n_roles
         out: list[tuple[int, int, float]] = []
         while True:
+            jobs = []
             for c in range(n_roles):
                 if not changed[c] or len(members[c]) == 0:
                     continue
@@ -174,11 +185,13 @@ class _Engine:
                 rows = rows[open_[pos_of[rows]]]
                 act[c] = rows
                 changed[c] = False
-                if len(rows) == 0:
-                    continue
-                ref = np.asarray(refs[c], np.int64)
-                k = top_count(len(ref), cfg)
-                vals = pools.topk_mean(c, rows, ref, k) + self.bonus[rows]
+                if len(rows):
+                    jobs.append((c, rows, np.asarray(refs[c], np.int64)))
+            # each character's scores depend on its own pool only: computed side by side, then
+            # written in character order (the running maximum is the same in any order)
+            for (c, rows, _), vals in zip(jobs, self._map(lambda job: pools.topk_mean(
+                    job[0], job[1], job[2], top_count(len(job[2]), cfg)), jobs), strict=True):
+                vals = vals + self.bonus[rows]
                 p = pos_of[rows]
                 sim_avg[p, c] = vals
                 sim_max[p] = np.maximum(sim_max[p], vals)
@@ -301,14 +314,15 @@ class _Engine:
         amap = self.active_map(code)
         n_roles = len(self.characters)
         rows_all, codes_all, scores_all = [], [], []
+        jobs = []
         for c in range(n_roles):
             labelled = np.flatnonzero(code == c)
-            if len(labelled) == 0:
-                continue
-            rows = np.flatnonzero(amap[:, c])
-            if len(rows) == 0:
-                continue
-            score = topk_mean(self.emb, rows, labelled, top_count(len(labelled), cfg), exclude_self=True)
+            rows = np.flatnonzero(amap[:, c]) if len(labelled) else labelled
+            if len(rows):
+                jobs.append((c, rows, labelled))
+        scored = self._map(lambda job: topk_mean(self.emb, job[1], job[2], top_count(len(job[2]), cfg),
+                                                 exclude_self=True), jobs)
+        for (c, rows, _), score in zip(jobs, scored, strict=True):
             pos = score > 0
             rows_all.append(rows[pos])
             codes_all.append(np.full(int(pos.sum()), c, np.int32))
@@ -387,12 +401,23 @@ def _run(emb: np.ndarray, episode: np.ndarray, start_ms: np.ndarray, end_ms: np.
          f_start: np.ndarray, f_end: np.ndarray, f_code: np.ndarray, f_score: np.ndarray, characters: list[str],
          seeds: Mapping[str, Sequence[int]], cfg: PropagationConfig,
          progress: Progress | None) -> Propagation:
-    n = len(emb)
     ls, le, fs, fe, f_ok = absolute_times(episode, start_ms, end_ms, f_ep, f_start, f_end)
     fs, fe, f_code, f_score = fs[f_ok], fe[f_ok], f_code[f_ok], f_score[f_ok]
     norm = unit_rows(emb)
     eng = _Engine(norm, ls, le, fs, fe, f_code, f_score, characters, seeds, cfg)
-    pools = ReferencePools(norm, cfg)
+    workers = cores()
+    if workers < 2:
+        return _rounds(eng, episode, cfg, progress)
+    # the characters' scores of a round are independent of each other: one thread per core
+    with ThreadPoolExecutor(workers) as eng.pool:
+        return _rounds(eng, episode, cfg, progress)
+
+
+def _rounds(eng: _Engine, episode: np.ndarray, cfg: PropagationConfig, progress: Progress | None) -> Propagation:
+    """Thresholds from high to low, each round labelling lines and finding new characters; then
+    every line's ranked candidates."""
+    n = eng.n
+    pools = ReferencePools(eng.emb, cfg)
     thr = cfg.threshold_high
     total = n
     while True:

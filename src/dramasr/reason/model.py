@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from dramasr.errors import DramaError
+from dramasr.runtime import cores
 
 FORMAT_VERSION = 1
 
@@ -114,7 +114,7 @@ class TreeEnsemble:
             import onnxruntime as ort
 
             options = ort.SessionOptions()
-            options.intra_op_num_threads = _cores()
+            options.intra_op_num_threads = cores()
             options.inter_op_num_threads = 1
             # no busy-waiting between calls: the voice-model fits and BLAS share the cores
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -262,9 +262,6 @@ class AttributionModel:
                    meta.get("info", {}), stages.get("refine_cheap"), stages.get("refine_full"), stages.get("groups"),
                    float(meta.get("group_threshold", 0.5)), bool(meta.get("final_pass", False)))
 
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def default_model_path() -> Path:

@@ -14,7 +14,6 @@ Similarities are computed in row blocks, never as one N x N matrix.
 
 from __future__ import annotations
 
-import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
+from dramasr.runtime import cores
 from dramasr.tools.base import Context, Tool
 from dramasr.tools.tables import DramaTables, unit_rows
 from dramasr.tools.topk import FEWER, segment_top_mean
@@ -132,7 +132,7 @@ def build_voice_model(tables: DramaTables, label: np.ndarray) -> np.ndarray:
     if fits:
         # warning filters are process-wide, so they are set here, around every thread's fit
         with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"), \
-                ThreadPoolExecutor(min(len(fits), _cores())) as pool:
+                ThreadPoolExecutor(min(len(fits), cores())) as pool:
             warnings.simplefilter("ignore", ConvergenceWarning)  # VOICE_MODEL_ITERS is a budget
             for (test, known), p in zip(fits, pool.map(fit, fits), strict=True):
                 probs[np.ix_(test, known)] = p
@@ -140,10 +140,6 @@ def build_voice_model(tables: DramaTables, label: np.ndarray) -> np.ndarray:
         counts = np.bincount(label, minlength=n_classes).astype(np.float32)
         probs[~voiced] = (counts + 1.0) / (counts.sum() + n_classes)
     return probs
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _fit_voice_model(z: np.ndarray, label: np.ndarray):  # -> LogisticRegression
