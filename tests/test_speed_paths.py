@@ -14,7 +14,7 @@ from dramasr.reason.model import TreeEnsemble, load_default_model, select
 from dramasr.synth import synth_drama
 from dramasr.tools import Context
 from dramasr.tools.audio_sim import LOCAL_TOP_K, SCENE_TOP_K, TOP_K, _mask_self
-from dramasr.tools.topk import FEWER, segment_top_mean
+from dramasr.tools.topk import FEWER, mark_stale, segment_top_mean
 
 pytest.importorskip("onnxruntime")
 
@@ -269,3 +269,23 @@ def test_propagation_side_by_side_equals_one_thread(synthetic, monkeypatch):
     assert parallel.characters == serial.characters
     for name in ("code", "stage", "threshold", "label_score", "cand_offsets", "cand_code", "cand_score"):
         np.testing.assert_array_equal(getattr(parallel, name), getattr(serial, name), err_msg=name)
+
+
+def test_mark_stale_marks_what_the_comparisons_mark():
+    """The compiled marking of (line, class) entries a relabelling may change: a moved line
+    beats the k-th value of the class it joined, or is at or above that of the class it left
+    (ties included, a class with fewer than k lines, a masked own entry)."""
+    rng = np.random.default_rng(3)
+    n, n_classes, m, lo = 40, 6, 30, 12
+    kth = rng.choice(np.array([-0.2, 0.1, 0.3, FEWER], np.float32), (n, n_classes))
+    sims = rng.choice(np.array([-0.5, -0.2, 0.1, 0.3, 0.6, -2.0], np.float32), (20, m))
+    gained, lost = rng.integers(0, n_classes, m), rng.integers(0, n_classes, m)
+    stale = np.zeros((n, n_classes), bool)
+    mark_stale(sims, lo, kth, gained, lost, stale)
+    want = np.zeros_like(stale)
+    rows, cols = np.nonzero(sims > kth[lo:lo + 20][:, gained])
+    want[lo + rows, gained[cols]] = True
+    rows, cols = np.nonzero(sims >= kth[lo:lo + 20][:, lost])
+    want[lo + rows, lost[cols]] = True
+    assert want.any() and not want.all()
+    np.testing.assert_array_equal(stale, want)

@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 from dramasr.runtime import cores
 from dramasr.tools.base import Context, Tool
 from dramasr.tools.tables import DramaTables, unit_rows
-from dramasr.tools.topk import FEWER, segment_top_mean
+from dramasr.tools.topk import FEWER, mark_stale, segment_top_mean
 
 TOP_K = 5
 LOCAL_TOP_K = 3
@@ -282,11 +282,7 @@ def _update_global_top(unit: np.ndarray, old: np.ndarray, label: np.ndarray, top
             hi = min(n, lo + BLOCK_ROWS)
             sims = unit[lo:hi] @ moved_unit.T
             _mask_self(sims, these, lo, hi, -2.0)  # a line is no evidence for itself
-            block_kth = kth[lo:hi]
-            rows, cols = np.nonzero(sims > block_kth[:, gained])
-            stale[lo + rows, gained[cols]] = True
-            rows, cols = np.nonzero(sims >= block_kth[:, lost])
-            stale[lo + rows, lost[cols]] = True
+            mark_stale(sims, lo, kth, gained, lost, stale)
     for c in np.flatnonzero(stale.any(0)).tolist():
         rows = np.flatnonzero(stale[:, c])
         members = np.flatnonzero(label == c)
@@ -294,7 +290,7 @@ def _update_global_top(unit: np.ndarray, old: np.ndarray, label: np.ndarray, top
             top[rows, c], best[rows, c], kth[rows, c] = 0.0, 0.0, FEWER
             continue
         member_unit = np.ascontiguousarray(unit[members])
-        step = max(1, (BLOCK_ROWS * 4096) // len(members))  # rows per product: at most ~4M values
+        step = max(1, (BLOCK_ROWS * 8192) // len(members))  # rows per product: at most ~8M values (32 MB)
         for a in range(0, len(rows), step):
             part = rows[a:a + step]
             sims = unit[part] @ member_unit.T

@@ -63,6 +63,29 @@ def _segment_top(sims, bounds, k, mean, best, count, kth):  # pragma: no cover -
             kth[r, s] = top[k - 1] if kept == k else FEWER
 
 
+@njit(parallel=True, cache=True, nogil=True)
+def _mark_stale(sims, lo, kth, gained, lost, stale):  # pragma: no cover - compiled
+    for r in prange(sims.shape[0]):
+        i = lo + r
+        for j in range(sims.shape[1]):
+            v = sims[r, j]
+            if v > kth[i, gained[j]]:
+                stale[i, gained[j]] = True
+            if v >= kth[i, lost[j]]:
+                stale[i, lost[j]] = True
+
+
+def mark_stale(sims: np.ndarray, lo: int, kth: np.ndarray, gained: np.ndarray, lost: np.ndarray,
+               stale: np.ndarray) -> None:
+    """For rows lo.. of `kth` / `stale` ([N, C]) against moved lines (columns of `sims`, float32
+    [R, M], the rows' similarities to them): stale[i, gained[j]] where sims beats the k-th
+    value of the class the line joined, stale[i, lost[j]] where it is at or above the k-th
+    value of the class it left (it may have been among the k best)."""
+    if sims.size:
+        _mark_stale(np.ascontiguousarray(sims, dtype=np.float32), int(lo), kth,
+                    np.ascontiguousarray(gained, dtype=np.int64), np.ascontiguousarray(lost, dtype=np.int64), stale)
+
+
 @dataclass(frozen=True)
 class SegmentTop:
     """Per row and segment (each float32 [R, S]): the mean of the k largest valid values and
@@ -88,4 +111,4 @@ def segment_top_mean(sims: np.ndarray, bounds: np.ndarray, k: int) -> SegmentTop
     return out
 
 
-__all__ = ["FEWER", "INVALID", "SegmentTop", "segment_top_mean"]
+__all__ = ["FEWER", "INVALID", "SegmentTop", "mark_stale", "segment_top_mean"]
