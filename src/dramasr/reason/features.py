@@ -13,6 +13,7 @@ import numpy as np
 from dramasr.data.model import NEW_CHARACTER_PREFIX
 from dramasr.tools import TOOLS, Context
 from dramasr.tools.tables import CANDIDATES_READ
+from dramasr.tools.topk import versus_rival
 from dramasr.tools.voice_cluster import EXTRA_CANDIDATES, cluster_candidates
 
 TOP_K = CANDIDATES_READ  # propagation candidates kept per line
@@ -144,23 +145,6 @@ def _relative(values: np.ndarray, rows: PairRows) -> np.ndarray:
     return values - np.repeat(best, np.diff(rows.starts))
 
 
-def _versus_rival(values: np.ndarray, rows: PairRows) -> np.ndarray:
-    """value minus the best value among the other candidates of the line (0 when alone)."""
-    counts = np.diff(rows.starts)
-    if not len(values):
-        return values
-    line_of_row = np.repeat(np.arange(len(counts)), counts)
-    order = np.lexsort((-values, line_of_row))
-    first = order[rows.starts[:-1]]
-    best = values[first]
-    second = np.where(counts > 1, values[order[np.minimum(rows.starts[:-1] + 1, len(values) - 1)]], best)
-    rival = np.repeat(best, counts)
-    is_first = np.zeros(len(values), bool)
-    is_first[first] = True
-    rival[is_first] = second  # rows of a line are contiguous, so `first` ascends
-    return np.where(np.repeat(counts > 1, counts), values - rival, 0.0)
-
-
 def feature_table(ctx: Context, rows: PairRows, tools: Sequence[str]) -> tuple[np.ndarray, list[str], list[str]]:
     """[P, F] float32 matrix of the base columns plus the given tools' columns, the column
     names, and the tool each column comes from ("base" for propagation and line columns)."""
@@ -177,7 +161,7 @@ def feature_table(ctx: Context, rows: PairRows, tools: Sequence[str]) -> tuple[n
     for name in VERSUS_RIVAL + VERSUS_RIVAL_LOWER:
         if name in columns:
             sign = -1.0 if name in VERSUS_RIVAL_LOWER else 1.0
-            columns[name + "_vs_rival"] = _versus_rival(sign * columns[name].astype(np.float32), rows)
+            columns[name + "_vs_rival"] = versus_rival(sign * columns[name].astype(np.float32), rows.starts)
             owner[name + "_vs_rival"] = owner[name]
     names = list(columns)
     return np.column_stack([columns[n].astype(np.float32) for n in names]), names, [owner[n] for n in names]

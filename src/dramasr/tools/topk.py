@@ -86,6 +86,37 @@ def mark_stale(sims: np.ndarray, lo: int, kth: np.ndarray, gained: np.ndarray, l
                     np.ascontiguousarray(gained, dtype=np.int64), np.ascontiguousarray(lost, dtype=np.int64), stale)
 
 
+@njit(cache=True, nogil=True)
+def _versus_rival(values, starts, out):  # pragma: no cover - compiled
+    for s in range(starts.shape[0] - 1):
+        lo, hi = starts[s], starts[s + 1]
+        if hi - lo < 2:
+            for r in range(lo, hi):
+                out[r] = 0.0
+            continue
+        first = lo  # the best row: the first of the largest values, NaN below any number
+        for r in range(lo + 1, hi):
+            if values[r] > values[first] or (values[first] != values[first] and values[r] == values[r]):
+                first = r
+        second = np.float32(np.nan)  # the best of the other rows (NaN when they are all NaN)
+        for r in range(lo, hi):
+            if r != first and values[r] == values[r] and (second != second or values[r] > second):
+                second = values[r]
+        for r in range(lo, hi):
+            out[r] = values[r] - (second if r == first else values[first])
+
+
+def versus_rival(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """float32 [P]: each row's value less the best value among the other rows of its segment
+    (rows starts[s]:starts[s+1]); 0 in a segment of one row. The best row is the first of the
+    largest values; NaN ranks below every number."""
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    out = np.empty_like(values)
+    if len(values):
+        _versus_rival(values, np.ascontiguousarray(starts, dtype=np.int64), out)
+    return out
+
+
 @dataclass(frozen=True)
 class SegmentTop:
     """Per row and segment (each float32 [R, S]): the mean of the k largest valid values and
@@ -111,4 +142,4 @@ def segment_top_mean(sims: np.ndarray, bounds: np.ndarray, k: int) -> SegmentTop
     return out
 
 
-__all__ = ["FEWER", "INVALID", "SegmentTop", "mark_stale", "segment_top_mean"]
+__all__ = ["FEWER", "INVALID", "SegmentTop", "mark_stale", "segment_top_mean", "versus_rival"]
