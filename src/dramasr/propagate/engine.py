@@ -317,9 +317,10 @@ class _Engine:
         jobs = []
         for c in range(n_roles):
             labelled = np.flatnonzero(code == c)
-            rows = np.flatnonzero(amap[:, c]) if len(labelled) else labelled
-            if len(rows):
-                jobs.append((c, rows, labelled))
+            if len(labelled):
+                rows = np.flatnonzero(amap[:, c])
+                if len(rows):
+                    jobs.append((c, rows, labelled))
         scored = self._map(lambda job: topk_mean(self.emb, job[1], job[2], top_count(len(job[2]), cfg),
                                                  exclude_self=True), jobs)
         for (c, rows, _), score in zip(jobs, scored, strict=True):

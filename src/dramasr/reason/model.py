@@ -263,7 +263,6 @@ class AttributionModel:
                    float(meta.get("group_threshold", 0.5)), bool(meta.get("final_pass", False)))
 
 
-
 def default_model_path() -> Path:
     return Path(__file__).resolve().parent.parent / "models" / "attribution.npz"
 
