@@ -244,7 +244,7 @@ def test_voice_model_is_the_same_on_any_core_count(monkeypatch):
     state = LabelState(list(speakers), [[A, B]] * 120, [[0.5, 0.4]] * 120, np.zeros(120, bool))
     probs = []
     for cores in (1, 2, 3):
-        monkeypatch.setattr(audio_sim, "_cores", lambda cores=cores: cores)
+        monkeypatch.setattr(audio_sim, "cores", lambda cores=cores: cores)
         probs.append(Context.build(drama, state, classes=[A, B, C]).labels.voice_model)
     assert probs[0].sum(1) == pytest.approx(1.0, abs=1e-5) and probs[0][:40, 0].mean() > 0.5
     np.testing.assert_array_equal(probs[0], probs[1])
