@@ -350,3 +350,24 @@ def test_a_run_of_episodes_is_propagated_once(monkeypatch):
     assert len(calls) == 4  # only episodes 1 and 2 alone were new
     assert both[0] is pairs[0] and both[1] is pairs[1] and both[-1] is pairs[1]
     assert [c.drama.lines.episode[0] for c in both] == [1, 3, 1, 2, 3]
+
+
+def test_the_narrator_is_a_candidate_of_its_own_kind():
+    """The narrator (`旁白`) is offered on every line, no face gating it: the reasoner reads
+    which candidate rows are the narrator (`is_narration`), and no other row is."""
+    from dramasr.data.model import NARRATION_MARK
+    from dramasr.reason.features import feature_table
+
+    speakers = [A if k % 2 == 0 else B for k in range(12)]
+    drama = make_drama([(1, 2.0 * k, 2.0 * k + 1.5, who, "嗯") for k, who in enumerate(speakers)],
+                       cast=[A, B, NARRATION_MARK])
+    candidates = [[who, B if who == A else A, NARRATION_MARK] for who in speakers]
+    seeds = np.zeros(len(speakers), bool)
+    seeds[:2] = True
+    state = LabelState(speakers, candidates, [[0.6, 0.4, 0.3]] * len(speakers), seeds)
+    ctx = Context.build(drama, state)
+    rows = candidate_pairs(ctx, np.flatnonzero(~seeds))
+    X, names, _ = feature_table(ctx, rows, ["audio_sim"])
+    is_narrator = np.array([ctx.classes[c] == NARRATION_MARK for c in rows.cls])
+    assert is_narrator.any() and not is_narrator.all()
+    np.testing.assert_array_equal(X[:, names.index("is_narration")], is_narrator.astype(np.float32))

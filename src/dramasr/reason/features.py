@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dramasr.data.model import NEW_CHARACTER_PREFIX
+from dramasr.data.model import NARRATION_MARK, NEW_CHARACTER_PREFIX
 from dramasr.tools import TOOLS, Context
 from dramasr.tools.tables import CANDIDATES_READ
 from dramasr.tools.topk import versus_rival
@@ -129,6 +129,7 @@ def base_columns(ctx: Context, rows: PairRows) -> dict[str, np.ndarray]:
     lines = ctx.drama.lines
     duration = lines.duration.astype(np.float32)
     text_len = np.fromiter((len(t) for t in lines.text), np.float32, len(lines))
+    narration = [k for k, name in enumerate(ctx.classes) if NARRATION_MARK in name]
     columns.update({
         "is_other": (rows.cls == ctx.other).astype(np.float32),
         "is_current": (ctx.label_class[rows.line] == rows.cls).astype(np.float32),
@@ -136,6 +137,8 @@ def base_columns(ctx: Context, rows: PairRows) -> dict[str, np.ndarray]:
         "text_len": text_len[rows.line],
         # several speakers in one subtitle: no single named character is its speaker
         "speech_parts": ctx.tables.speech_parts[rows.line],
+        # the narrator is offered on every line (no face gates it): a candidate of its own kind
+        "is_narration": np.isin(rows.cls, narration).astype(np.float32),
     })
     return columns
 
