@@ -10,6 +10,10 @@ the cores.
 Same answer as the partition: the same k values are picked (ties included), their mean is
 taken as a float32 sum divided by the count. Only the order of that sum differs (here:
 largest first), which can move the last bit of a mean.
+
+Two smaller compiled passes live here too, each replacing numpy work that made temporaries
+of a block's size: `mark_stale` (which top-k entries a relabelling may change) and
+`versus_rival` (each candidate against the best other candidate of its line).
 """
 
 from __future__ import annotations
