@@ -14,9 +14,10 @@ Similarities are computed in row blocks, never as one N x N matrix.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -37,7 +38,10 @@ VOICE_MODEL_C = 0.1  # inverse L2 strength of the per-drama voice model
 # voice model's answers of 100 within 0.1-0.2 points, at a third of the time (BENCHMARKS, issue 23)
 VOICE_MODEL_ITERS = 30
 VOICE_MODEL_FOLDS = 4  # cross-fitting folds of the voice model
-BLOCK_ROWS = 1024  # 1024 x 50K float32 = 200 MB per block; also keeps BLAS calls small
+# a label state refits the voice model only when more than this share of the voiced lines has
+# another label than the last fit was given; below it the last fit is read again (issue 23)
+VOICE_REFIT_SHARE = 0.02
+BLOCK_ROWS = 1024  # rows of a block of similarities: keeps blocks and BLAS calls small
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,6 +72,33 @@ class AudioTables:
     centroid: np.ndarray  # similarity to the class's voice centroid
     class_centroid: np.ndarray  # [C, D] unit centroids
     kth: np.ndarray  # the TOP_K-th best match over the drama (topk.FEWER: fewer lines): what a relabelling must beat
+    # bool [N, C]: top / best / kth entries not computed for `label` yet: every entry of a
+    # first build, then those a relabelling may have changed. `settle` computes them when
+    # read: the reasoner reads a line's candidates and its own label, some 7 of ~100 classes.
+    stale: np.ndarray
+    unit: np.ndarray  # [N, D] the drama's unit embeddings (shared): what `settle` computes from
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def settle(self, lines: np.ndarray, classes: np.ndarray) -> None:
+        """Bring the top / best / kth entries (lines[j], classes[j]) up to `label`, as a full
+        build computes them. Call before reading them (`AudioSim.features` does)."""
+        with self._lock:
+            pending = self.stale[lines, classes]
+            if not pending.any():
+                return
+            n_classes = self.stale.shape[1]
+            keys = np.unique(np.asarray(lines, np.int64)[pending] * n_classes + np.asarray(classes)[pending])
+            # one BLAS thread: its many small products leave the cores to the compiled top-k
+            # pass, which multi-threaded BLAS's waiting threads slow down (about 2x here)
+            with threadpool_limits(1, user_api="blas"):
+                _compute_entries(self.unit, self.label, keys // n_classes, keys % n_classes, self.top,
+                                 self.best, self.kth)
+            self.stale[keys // n_classes, keys % n_classes] = False
+
+    def settle_all(self) -> None:
+        """Every entry up to date (for a reader of whole tables)."""
+        lines, classes = np.nonzero(self.stale)
+        self.settle(lines, classes)
 
 
 def _mask_self(sims: np.ndarray, columns: np.ndarray, lo: int, hi: int, value: float) -> None:
@@ -95,6 +126,21 @@ def build_cohort_stats(unit: np.ndarray) -> CohortStats:
         best = np.partition(np.nan_to_num(sims, nan=-2.0), sims.shape[1] - top_k, axis=1)[:, -top_k:]
         stats.top_mean[lo:hi], stats.top_spread[lo:hi] = best.mean(1), best.std(1)
     return stats
+
+
+def voice_model_of(tables: DramaTables, label: np.ndarray) -> np.ndarray:
+    """The voice model of the labels `label` (`LabelTables.voice_model`): the drama's last fit
+    when at most VOICE_REFIT_SHARE of the voiced lines have moved since the labels it was
+    fitted to, else a new fit (`build_voice_model`). On zhen_huan_zhuan the passes after the
+    first move 0.8 %, 0.2 % and 0.04 % of the lines; a fit takes about 5 s."""
+    voiced = tables.drama.lines.has_voice
+    if tables.last_voice_model is not None:
+        fitted, probs = tables.last_voice_model
+        if np.count_nonzero((fitted != label) & voiced) <= VOICE_REFIT_SHARE * np.count_nonzero(voiced):
+            return probs
+    probs = build_voice_model(tables, label)
+    tables.last_voice_model = (label.copy(), probs)
+    return probs
 
 
 def build_voice_model(tables: DramaTables, label: np.ndarray) -> np.ndarray:
@@ -153,10 +199,12 @@ def build_audio_tables(tables: DramaTables, label: np.ndarray) -> AudioTables:
 
     What is rebuilt per pass (a refinement pass relabels lines, and the tables of the new
     labels are built from the last ones built for this drama, `DramaTables.last_audio`):
-    - top / max (top-5 over the drama): only the (line, class) entries whose top 5 a moved
-      line enters or leaves: a gained line that beats the entry's 5th best match, a lost one
-      that was at or above it (`kth`); one product of every line against the moved lines
-      finds them, then only those entries are computed again.
+    - top / max (top-5 over the drama): computed per entry when first read
+      (`AudioTables.settle`), never for the whole table: the reasoner reads a line's
+      candidates and its own label's entry. A relabelling marks the (line, class) entries
+      whose top 5 a moved line enters or leaves: a gained line that beats the entry's 5th
+      best match, a lost one that was at or above it (`kth`); one product of every line
+      against the moved lines finds them (7 % of them are read on zhen_huan_zhuan's first).
     - local / scene tables (within an episode): only episodes where some label changed, and
       there only the classes that gained or lost a line in that episode.
     - seed_max: never (seeds and their labels do not change between passes): built once
@@ -165,7 +213,8 @@ def build_audio_tables(tables: DramaTables, label: np.ndarray) -> AudioTables:
     Each entry that is rebuilt is computed as a full build computes it (the same values, the
     top-k mean summed largest first); only the similarities of an update come from a product
     of another shape, which BLAS may round differently in the last float32 bit (at most 1e-6
-    apart in the tests).
+    apart in the tests). Which entries are read, and so their products' shapes, can set that
+    last bit: a reader of other pairs may see another rounding of the same value.
     The top-k means of a block come from one compiled pass over it (`tools/topk.py`).
     """
     unit = tables.unit_embedding
@@ -181,10 +230,11 @@ def build_audio_tables(tables: DramaTables, label: np.ndarray) -> AudioTables:
         return getattr(previous, name) if reuse else getattr(previous, name).copy()
 
     top, best, kth = start("top"), start("best"), start("kth")
-    if previous is None:
-        _global_top(unit, label, top, best, kth)
+    if previous is None:  # nothing computed yet: every entry is computed when first read
+        stale = np.ones((n, n_classes), bool)
     else:
-        _update_global_top(unit, previous.label, label, top, best, kth)
+        stale = start("stale")
+        _mark_global_top(unit, previous.label, label, kth, stale)
     bounds = np.searchsorted(np.sort(label), np.arange(n_classes + 1))
     counts = np.diff(bounds).astype(np.float32)
 
@@ -227,53 +277,29 @@ def build_audio_tables(tables: DramaTables, label: np.ndarray) -> AudioTables:
         hi = min(n, lo + BLOCK_ROWS * 8)
         centroid_sim[lo:hi] = unit[lo:hi] @ centroid.T
 
-    # how well a class's own lines match it: a voice typical of the class scores near this
-    own = top[np.arange(n), label]
     typical = np.zeros(n_classes, np.float32)
-    np.add.at(typical, label, own)
-    typical /= np.maximum(np.bincount(label, minlength=n_classes), 1)
     built = AudioTables(label.copy(), typical, top, best, counts, local_top, local_count, scene_top, scene_max,
-                        scene_count, tables.seed_best, centroid_sim, centroid, kth)
+                        scene_count, tables.seed_best, centroid_sim, centroid, kth, stale, unit)
+    # how well a class's own lines match it: a voice typical of the class scores near this
+    everyone = np.arange(n)
+    built.settle(everyone, label)
+    np.add.at(typical, label, top[everyone, label])
+    typical /= np.maximum(np.bincount(label, minlength=n_classes), 1)
     # the next label state of this drama starts from these (the arrays are shared, not copied:
     # a later build copies what it changes)
     tables.last_audio = built
     return built
 
 
-def _global_top(unit: np.ndarray, label: np.ndarray, top: np.ndarray, best: np.ndarray, kth: np.ndarray) -> None:
-    """top / best / kth [N, C]: per line and class, the mean of the TOP_K best matches among
-    the class's lines, the best one and the TOP_K-th (a line is no evidence for itself). Rows
-    in blocks of BLOCK_ROWS against all lines, sorted by class."""
-    n, n_classes = len(unit), top.shape[1]
-    order = np.argsort(label, kind="stable")
-    position = np.empty(n, np.int64)
-    position[order] = np.arange(n)
-    bounds = np.searchsorted(label[order], np.arange(n_classes + 1))
-    present = np.flatnonzero(bounds[1:] > bounds[:-1])
-    segments = np.append(bounds[present], n)
-    absent = np.setdiff1d(np.arange(n_classes), present)
-    top[:, absent], best[:, absent], kth[:, absent] = 0.0, 0.0, FEWER
-    sorted_unit = np.ascontiguousarray(unit[order])
-    for lo in range(0, n, BLOCK_ROWS):
-        hi = min(n, lo + BLOCK_ROWS)
-        sims = unit[lo:hi] @ sorted_unit.T
-        sims[np.arange(hi - lo), position[lo:hi]] = -2.0  # a line is no evidence for itself
-        got = segment_top_mean(sims, segments, TOP_K)
-        top[lo:hi, present], best[lo:hi, present], kth[lo:hi, present] = got.mean, got.best, got.kth
-
-
-def _update_global_top(unit: np.ndarray, old: np.ndarray, label: np.ndarray, top: np.ndarray, best: np.ndarray,
-                       kth: np.ndarray) -> None:
-    """top / best / kth of `old` labels brought to `label`: an entry (line, class) changes only
-    if a line the class gained matches the line better than its TOP_K-th best match, or a
-    line the class lost matched it at least as well (it may have been among the best). Those
-    entries are found with one product against the moved lines and computed again, class by
-    class, against the class's lines now."""
-    n, n_classes = len(unit), top.shape[1]
+def _mark_global_top(unit: np.ndarray, old: np.ndarray, label: np.ndarray, kth: np.ndarray,
+                     stale: np.ndarray) -> None:
+    """Mark the top / best / kth entries that `old` labels brought to `label` may change: an
+    entry (line, class) changes only if a line the class gained matches the line better than
+    its TOP_K-th best match, or a line the class lost matched it at least as well (it may have
+    been among the best). One product against the moved lines finds them; they are computed
+    when read (`AudioTables.settle`). An entry already stale stays so: its kth is out of date."""
+    n = len(unit)
     moved = np.flatnonzero(old != label)
-    if not len(moved):
-        return
-    stale = np.zeros((n, n_classes), bool)
     for m in range(0, len(moved), BLOCK_ROWS * 4):  # [BLOCK_ROWS, 4 * BLOCK_ROWS] values at a time
         these = moved[m:m + BLOCK_ROWS * 4]
         gained, lost = label[these], old[these]
@@ -283,22 +309,29 @@ def _update_global_top(unit: np.ndarray, old: np.ndarray, label: np.ndarray, top
             sims = unit[lo:hi] @ moved_unit.T
             _mask_self(sims, these, lo, hi, -2.0)  # a line is no evidence for itself
             mark_stale(sims, lo, kth, gained, lost, stale)
-    for c in np.flatnonzero(stale.any(0)).tolist():
-        rows = np.flatnonzero(stale[:, c])
-        members = np.flatnonzero(label == c)
-        if not len(members):  # the class lost its last line
+
+
+def _compute_entries(unit: np.ndarray, label: np.ndarray, lines: np.ndarray, classes: np.ndarray, top: np.ndarray,
+                     best: np.ndarray, kth: np.ndarray) -> None:
+    """top / best / kth of the entries (lines[j], classes[j]) (distinct, sorted by line within
+    a class) from the class's lines under `label`, class by class."""
+    order = np.argsort(label, kind="stable")
+    bounds = np.searchsorted(label[order], np.arange(top.shape[1] + 1))
+    by_class = np.argsort(classes, kind="stable")
+    for c, first, count in zip(*np.unique(classes[by_class], return_index=True, return_counts=True), strict=True):
+        rows = lines[by_class[first:first + count]]
+        members = order[bounds[c]:bounds[c + 1]]  # ascending: a stable sort keeps line order
+        if not len(members):  # the class holds no line
             top[rows, c], best[rows, c], kth[rows, c] = 0.0, 0.0, FEWER
             continue
         member_unit = np.ascontiguousarray(unit[members])
-        # rows per product: at most ~4M values (larger products are ~1 s faster on zhen_huan_zhuan, but
-        # their roundings may differ in the last bit from those the shipped model was trained with)
-        step = max(1, (BLOCK_ROWS * 4096) // len(members))
+        step = max(1, (BLOCK_ROWS * 4096) // len(members))  # rows per product: at most ~4M values
         for a in range(0, len(rows), step):
             part = rows[a:a + step]
             sims = unit[part] @ member_unit.T
             hit = np.searchsorted(members, part)
             mine = (hit < len(members)) & (members[np.minimum(hit, len(members) - 1)] == part)
-            sims[np.flatnonzero(mine), hit[mine]] = -2.0
+            sims[np.flatnonzero(mine), hit[mine]] = -2.0  # a line is no evidence for itself
             got = segment_top_mean(sims, np.array([0, len(members)]), TOP_K)
             top[part, c], best[part, c], kth[part, c] = got.mean[:, 0], got.best[:, 0], got.kth[:, 0]
 
@@ -334,6 +367,7 @@ class AudioSim(Tool):
 
     def features(self, ctx: Context, pair_line: np.ndarray, pair_class: np.ndarray) -> dict[str, np.ndarray]:
         t = ctx.labels.audio
+        t.settle(pair_line, pair_class)
         own = ctx.label_class[pair_line] == pair_class
         count = t.count[pair_class] - own  # the line's own label is not evidence for it
         cohort = ctx.tables.cohort

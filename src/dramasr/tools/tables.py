@@ -60,6 +60,9 @@ class DramaTables:
         # from them and redoes only what its relabelling touched (see audio_sim)
         self.last_audio: AudioTables | None = None
         self.last_audio_released = False  # no label state reads last_audio: its arrays may be reused
+        # the voice model fitted last for this drama, and the labels it was fitted to: a label
+        # state that moved few lines from those reads it again (`audio_sim.voice_model_of`)
+        self.last_voice_model: tuple[np.ndarray, np.ndarray] | None = None
         # training: runs of the drama's episodes (first, last) propagated as dramas of their own
         # (`train.small_drama_contexts`); the line and group stages both read them
         self.episode_runs: dict[tuple[int, int], Context | None] = {}
@@ -202,9 +205,9 @@ class LabelTables:
 
     @cached_property
     def voice_model(self) -> np.ndarray:
-        from dramasr.tools.audio_sim import build_voice_model
+        from dramasr.tools.audio_sim import voice_model_of
 
-        return build_voice_model(self.tables, self.label_class)
+        return voice_model_of(self.tables, self.label_class)
 
     @cached_property
     def audio(self) -> AudioTables:

@@ -25,6 +25,9 @@ from numba import njit, prange
 
 INVALID = -1.5  # similarities below this are masks (a line's own entry, another scene's lines): not counted
 FEWER = np.float32(-3.0)  # the k-th value of a segment with fewer than k valid values
+# one pair's similarity from products of other shapes can differ in the last float32 bits:
+# `mark_stale` marks an entry when a moved line comes within this of its k-th value
+ROUNDING = np.float32(1e-5)
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -72,7 +75,7 @@ def _mark_stale(sims, lo, kth, gained, lost, stale):  # pragma: no cover - compi
     for r in prange(sims.shape[0]):
         i = lo + r
         for j in range(sims.shape[1]):
-            v = sims[r, j]
+            v = sims[r, j] + ROUNDING
             if v > kth[i, gained[j]]:
                 stale[i, gained[j]] = True
             if v >= kth[i, lost[j]]:
@@ -84,7 +87,8 @@ def mark_stale(sims: np.ndarray, lo: int, kth: np.ndarray, gained: np.ndarray, l
     """For rows lo.. of `kth` / `stale` ([N, C]) against moved lines (columns of `sims`, float32
     [R, M], the rows' similarities to them): stale[i, gained[j]] where sims beats the k-th
     value of the class the line joined, stale[i, lost[j]] where it is at or above the k-th
-    value of the class it left (it may have been among the k best)."""
+    value of the class it left (it may have been among the k best); within ROUNDING of
+    either counts, since `kth` may come from a product that rounded the pair otherwise."""
     if sims.size:
         _mark_stale(np.ascontiguousarray(sims, dtype=np.float32), int(lo), kth,
                     np.ascontiguousarray(gained, dtype=np.int64), np.ascontiguousarray(lost, dtype=np.int64), stale)
