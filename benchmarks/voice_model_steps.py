@@ -56,7 +56,7 @@ def main() -> None:
         t = time.perf_counter()
         probs = audio_sim.build_voice_model(ctx.tables, label)
         report(f"logistic, {steps} steps", probs, time.perf_counter() - t)
-    z = ctx.tables.standard_unit
+    z = ctx.tables.standard_unit(np.ones(len(ctx.drama.lines), bool))
     fold = np.random.default_rng(0).integers(0, audio_sim.VOICE_MODEL_FOLDS, len(z))
     if args.lda:
         for temperature in (1.0, 2.0, 3.0):

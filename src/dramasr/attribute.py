@@ -18,7 +18,8 @@ from dramasr.data.predictions import PredictionRecord, rank_with_speaker
 from dramasr.progress import Progress
 from dramasr.reason.features import PairRows, feature_table
 from dramasr.reason.model import AttributionModel, load_default_model
-from dramasr.reason.policy import Decisions, run_policy
+from dramasr.reason.policy import BLOCK_LINES, Decisions, run_policy
+from dramasr.runtime import return_freed_memory
 from dramasr.tools import Context, LabelState, label_state_from_propagation
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ def attribute(drama: Drama, *, seeds: Mapping[str, Sequence[int]] | str | Path =
     t0 = time.perf_counter()
     if labels is None:
         labels = propagate_labels(drama, seeds, hook=hook)
+        return_freed_memory()  # propagation's similarity blocks
     timings["propagation_s"] = time.perf_counter() - t0
     model = model or load_default_model()
     t1 = time.perf_counter()
@@ -97,6 +99,10 @@ def _records(ctx: Context, labels: LabelState, decisions: Decisions) -> list[Pre
     order = np.lexsort((-masked, np.repeat(np.arange(n_lines), counts)))
     second_row = np.where(counts > 1, order[rows.starts[:-1]], decisions.best_row)
     evidence = _evidence_values(ctx, rows, decisions.best_row, second_row)
+    # nothing reads the voice and face tables again: the records are built without them
+    ctx.labels.release()
+    ctx.tables.release()
+    return_freed_memory()
     out: list[PredictionRecord | None] = [None] * len(drama.lines)
     for i in np.flatnonzero(labels.is_seed).tolist():
         out[i] = PredictionRecord(i, episode[i], labels.label[i], 1.0, None, ((labels.label[i], 1.0),), {"seed": True})
@@ -143,15 +149,19 @@ def _evidence_values(ctx: Context, rows: PairRows, best_row: np.ndarray,
     line = rows.line[picked]
     order = np.argsort(line, kind="stable")
     sub = PairRows(line[order], rows.cls[picked][order], np.arange(0, 2 * n + 1, 2), rows.lines)
-    X, names, _ = feature_table(ctx, sub, ["audio_sim", "dialogue_context", "voice_cluster", "faces_on_screen",
-                                          "name_mentions"])
+    tools = ["audio_sim", "dialogue_context", "voice_cluster", "faces_on_screen", "name_mentions"]
+    wanted: dict[str, list[np.ndarray]] = {}
+    for lo in range(0, n, BLOCK_LINES):  # a block of lines at a time: all columns of all rows are ~200 MB
+        X, names, _ = feature_table(ctx, sub.of_lines(lo, min(n, lo + BLOCK_LINES)), tools)
+        for c, name in enumerate(names):
+            if name in _EVIDENCE:
+                wanted.setdefault(name, []).append(X[:, c])
     back = np.empty_like(order)
     back[order] = np.arange(len(order))
     values = {}
-    for c, name in enumerate(names):
-        if name in _EVIDENCE:
-            col = X[back, c]
-            values[name] = (col[:n], col[n:])
+    for name, parts in wanted.items():
+        col = np.concatenate(parts)[back]
+        values[name] = (col[:n], col[n:])
     return values
 
 

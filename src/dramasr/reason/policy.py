@@ -19,6 +19,7 @@ from dramasr.reason.features import PairRows, candidate_pairs, feature_matrix, w
 from dramasr.reason.groups import FEATURES as GROUP_FEATURES
 from dramasr.reason.groups import group_decisions, group_rows
 from dramasr.reason.model import AttributionModel, Stage, normalise, select, top_two
+from dramasr.runtime import return_freed_memory
 from dramasr.tools import Context
 
 BLOCK_LINES = 8192  # lines whose feature matrix is built at once (about 50 MB on the released dramas)
@@ -143,6 +144,7 @@ def run_policy(ctx: Context, model: AttributionModel, *, passes: int | None = No
         decisions = _one_pass(ctx, model, rows, p, threshold)
         if p + 1 < passes:
             ctx = ctx.relabel(decisions.labels, replace=True)
+            return_freed_memory()  # the last state's temporaries and tables it did not hand on
     assert decisions is not None
     if model.groups is not None:
         if hook:

@@ -64,12 +64,10 @@ class AudioTables:
     best: np.ndarray  # best match over the drama
     count: np.ndarray  # [C] lines held
     local_top: np.ndarray  # top-k mean within the episode
-    local_count: np.ndarray
+    local_count: np.ndarray  # uint16 (float32 for an episode of 65,535 lines or more)
     scene_top: np.ndarray  # within the scene
     scene_max: np.ndarray
     scene_count: np.ndarray
-    seed_max: np.ndarray  # best match among the class's seed lines
-    centroid: np.ndarray  # similarity to the class's voice centroid
     class_centroid: np.ndarray  # [C, D] unit centroids
     kth: np.ndarray  # the TOP_K-th best match over the drama (topk.FEWER: fewer lines): what a relabelling must beat
     # bool [N, C]: top / best / kth entries not computed for `label` yet: every entry of a
@@ -94,6 +92,10 @@ class AudioTables:
                 _compute_entries(self.unit, self.label, keys // n_classes, keys % n_classes, self.top,
                                  self.best, self.kth)
             self.stale[keys // n_classes, keys % n_classes] = False
+
+    def centroid_of(self, lines: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """Cosine of each line's voice to its class's voice centroid."""
+        return np.einsum("ij,ij->i", self.unit[lines], self.class_centroid[classes])
 
     def settle_all(self) -> None:
         """Every entry up to date (for a reader of whole tables)."""
@@ -138,6 +140,7 @@ def voice_model_of(tables: DramaTables, label: np.ndarray) -> np.ndarray:
         fitted, probs = tables.last_voice_model
         if np.count_nonzero((fitted != label) & voiced) <= VOICE_REFIT_SHARE * np.count_nonzero(voiced):
             return probs
+    tables.last_voice_model = None  # (its probabilities are freed once no label state reads them)
     probs = build_voice_model(tables, label)
     tables.last_voice_model = (label.copy(), probs)
     return probs
@@ -158,8 +161,8 @@ def build_voice_model(tables: DramaTables, label: np.ndarray) -> np.ndarray:
     probs = np.zeros((n, n_classes), np.float32)
     fold = np.random.default_rng(0).integers(0, VOICE_MODEL_FOLDS, n)
     voiced = tables.drama.lines.has_voice  # a line without a voice embedding is neither fitted nor judged
-    z = tables.standard_unit
     fits = []
+    tables.standard_scale  # noqa: B018 - computed here, once, before the fits' threads read it
     for k in range(VOICE_MODEL_FOLDS):
         test = fold == k
         known = np.unique(label[~test & voiced])
@@ -173,7 +176,8 @@ def build_voice_model(tables: DramaTables, label: np.ndarray) -> np.ndarray:
     def fit(job: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         test, _ = job
         train = ~test & voiced
-        return _fit_voice_model(z[train], label[train]).predict_proba(z[test])
+        model = _fit_voice_model(tables.standard_unit(train), label[train])
+        return model.predict_proba(tables.standard_unit(test))
 
     if fits:
         # warning filters are process-wide, so they are set here, around every thread's fit
@@ -207,9 +211,9 @@ def build_audio_tables(tables: DramaTables, label: np.ndarray) -> AudioTables:
       against the moved lines finds them (7 % of them are read on zhen_huan_zhuan's first).
     - local / scene tables (within an episode): only episodes where some label changed, and
       there only the classes that gained or lost a line in that episode.
-    - seed_max: never (seeds and their labels do not change between passes): built once
-      (`DramaTables.seed_best`).
-    - count, centroid, class_centroid, typical: every time (cheap, [C] or one [N, C] product).
+    - count, class_centroid, typical: every time (cheap, [C] or [C, D]).
+    The similarity to a class's centroid and the best match among its seed lines are
+    computed for the pairs read (`centroid_of`, `seed_best_of`), not kept as [N, C] tables.
     Each entry that is rebuilt is computed as a full build computes it (the same values, the
     top-k mean summed largest first); only the similarities of an update come from a product
     of another shape, which BLAS may round differently in the last float32 bit (at most 1e-6
@@ -224,9 +228,9 @@ def build_audio_tables(tables: DramaTables, label: np.ndarray) -> AudioTables:
     tables.last_audio, tables.last_audio_released = None, False
     moved = np.ones(n, bool) if previous is None else previous.label != label
 
-    def start(name: str) -> np.ndarray:
+    def start(name: str, dtype: type = np.float32) -> np.ndarray:
         if previous is None:
-            return np.zeros((n, n_classes), np.float32)
+            return np.zeros((n, n_classes), dtype)
         return getattr(previous, name) if reuse else getattr(previous, name).copy()
 
     top, best, kth = start("top"), start("best"), start("kth")
@@ -238,8 +242,11 @@ def build_audio_tables(tables: DramaTables, label: np.ndarray) -> AudioTables:
     bounds = np.searchsorted(np.sort(label), np.arange(n_classes + 1))
     counts = np.diff(bounds).astype(np.float32)
 
-    local_top, local_count = start("local_top"), start("local_count")
-    scene_top, scene_max, scene_count = start("scene_top"), start("scene_max"), start("scene_count")
+    # counts of lines within an episode: 16 bits where every episode is shorter than 65,535 lines
+    longest = max((ep.line_stop - ep.line_start for ep in tables.drama.episodes), default=0)
+    count_type = np.uint16 if longest < np.iinfo(np.uint16).max else np.float32
+    local_top, local_count = start("local_top"), start("local_count", count_type)
+    scene_top, scene_max, scene_count = start("scene_top"), start("scene_max"), start("scene_count", count_type)
     scene = tables.scene_id
     for ep in tables.drama.episodes:
         lo, hi = ep.line_start, ep.line_stop
@@ -249,7 +256,7 @@ def build_audio_tables(tables: DramaTables, label: np.ndarray) -> AudioTables:
         redo = np.unique(ep_label) if previous is None else np.unique(np.concatenate(
             [previous.label[lo:hi][moved[lo:hi]], ep_label[moved[lo:hi]]]))
         for table in (local_top, local_count, scene_top, scene_max, scene_count):
-            table[lo:hi, redo] = 0.0
+            table[lo:hi, redo] = 0
         sims = unit[lo:hi] @ unit[lo:hi].T
         np.fill_diagonal(sims, -2.0)  # a line is no evidence for itself
         # the episode's columns sorted by class: one segment per class present
@@ -272,14 +279,9 @@ def build_audio_tables(tables: DramaTables, label: np.ndarray) -> AudioTables:
     centroid = np.zeros((n_classes, unit.shape[1]), np.float32)
     np.add.at(centroid, label, unit)
     centroid = unit_rows(centroid)
-    centroid_sim = np.zeros((n, n_classes), np.float32)
-    for lo in range(0, n, BLOCK_ROWS * 8):
-        hi = min(n, lo + BLOCK_ROWS * 8)
-        centroid_sim[lo:hi] = unit[lo:hi] @ centroid.T
-
     typical = np.zeros(n_classes, np.float32)
     built = AudioTables(label.copy(), typical, top, best, counts, local_top, local_count, scene_top, scene_max,
-                        scene_count, tables.seed_best, centroid_sim, centroid, kth, stale, unit)
+                        scene_count, centroid, kth, stale, unit)
     # how well a class's own lines match it: a voice typical of the class scores near this
     everyone = np.arange(n)
     built.settle(everyone, label)
@@ -336,20 +338,28 @@ def _compute_entries(unit: np.ndarray, label: np.ndarray, lines: np.ndarray, cla
             top[part, c], best[part, c], kth[part, c] = got.mean[:, 0], got.best[:, 0], got.kth[:, 0]
 
 
-def build_seed_best(unit: np.ndarray, seeds: np.ndarray, seed_class: np.ndarray, n_classes: int) -> np.ndarray:
-    """[N, C] each line's best match among each class's seed lines (0 at worst; a line is no
-    evidence for itself). Seeds and their labels never change between passes: built once
-    per drama (`DramaTables.seed_best`)."""
-    n = len(unit)
-    seed_best = np.zeros((n, n_classes), np.float32)
-    if len(seeds):
-        for lo in range(0, n, BLOCK_ROWS * 8):
-            hi = min(n, lo + BLOCK_ROWS * 8)
-            sims = unit[lo:hi] @ unit[seeds].T
-            _mask_self(sims, seeds, lo, hi, -2.0)
-            for c in np.unique(seed_class):
-                seed_best[lo:hi, c] = np.maximum(sims[:, seed_class == c].max(1), 0.0)
-    return seed_best
+def seed_best_of(unit: np.ndarray, seeds: np.ndarray, seed_class: np.ndarray, lines: np.ndarray,
+                 classes: np.ndarray) -> np.ndarray:
+    """Each (lines[j], classes[j]) pair's best match among the class's seed lines (0 at
+    worst; a line is no evidence for itself); seeds and their labels never change between
+    passes. The pairs' lines against the seeds, BLOCK_ROWS * 4 lines at a time."""
+    out = np.zeros(len(lines), np.float32)
+    if not len(seeds) or not len(lines):
+        return out
+    seed_unit = np.ascontiguousarray(unit[seeds].T)
+    seeded = np.isin(classes, seed_class)
+    distinct, row = np.unique(lines, return_inverse=True)
+    for lo in range(0, len(distinct), BLOCK_ROWS * 4):
+        hi = min(len(distinct), lo + BLOCK_ROWS * 4)
+        sims = unit[distinct[lo:hi]] @ seed_unit
+        is_seed = np.searchsorted(seeds, distinct[lo:hi])
+        own = (is_seed < len(seeds)) & (seeds[np.minimum(is_seed, len(seeds) - 1)] == distinct[lo:hi])
+        sims[np.flatnonzero(own), is_seed[own]] = -2.0
+        here = np.flatnonzero(seeded & (row >= lo) & (row < hi))
+        for c in np.unique(classes[here]).tolist():
+            pairs = here[classes[here] == c]
+            out[pairs] = np.maximum(sims[row[pairs] - lo][:, seed_class == c].max(1), 0.0)
+    return out
 
 
 class AudioSim(Tool):
@@ -378,12 +388,12 @@ class AudioSim(Tool):
             "audio_top_vs_typical": t.top[pair_line, pair_class] - t.typical[pair_class],
             "audio_log_count": np.log1p(np.maximum(count, 0)),
             "audio_local_top": t.local_top[pair_line, pair_class],
-            "audio_local_count": t.local_count[pair_line, pair_class],
+            "audio_local_count": t.local_count[pair_line, pair_class].astype(np.float32),
             "audio_scene_top": t.scene_top[pair_line, pair_class],
             "audio_scene_max": t.scene_max[pair_line, pair_class],
-            "audio_scene_count": t.scene_count[pair_line, pair_class],
-            "audio_seed_max": t.seed_max[pair_line, pair_class],
-            "audio_centroid": t.centroid[pair_line, pair_class],
+            "audio_scene_count": t.scene_count[pair_line, pair_class].astype(np.float32),
+            "audio_seed_max": ctx.tables.seed_best_of(pair_line, pair_class),
+            "audio_centroid": t.centroid_of(pair_line, pair_class),
             "voice_cohort_mean": cohort.mean[pair_line],
             "voice_cohort_spread": cohort.spread[pair_line],
             "voice_cohort_top_mean": centre,

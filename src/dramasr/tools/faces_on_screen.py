@@ -21,21 +21,40 @@ WINDOW_S = 5.0
 
 @dataclass(frozen=True, eq=False)
 class FaceTables:
-    """Dense [N, C] tables of named faces around each line, and [N] totals."""
+    """Named faces around each line, per (line, class) pair that has any (most pairs have
+    none: a dense [N, C] table of each was 65 MB on zhen_huan_zhuan), and [N] totals."""
 
-    hits: np.ndarray  # detections of the class inside the line
-    best: np.ndarray  # best recognition score among them
-    near: np.ndarray  # seconds to the class's nearest detection (WINDOW_S at most)
+    n_classes: int
+    key: np.ndarray  # int64 [K] sorted: line * n_classes + class of each pair with a face within WINDOW_S
+    pair_hits: np.ndarray  # float32 [K] detections of the class inside the line
+    pair_best: np.ndarray  # best recognition score among them (0 when none)
+    pair_near: np.ndarray  # seconds to the class's nearest detection (WINDOW_S at most)
     total: np.ndarray  # [N] detections inside the line, all classes
     on_screen: np.ndarray  # [N] named classes seen inside the line
+
+    def at(self, pair_line: np.ndarray, pair_class: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """hits, best score and nearest distance of each (line, class) pair."""
+        want = np.asarray(pair_line, np.int64) * self.n_classes + pair_class
+        hits, best = np.zeros(len(want), np.float32), np.zeros(len(want), np.float32)
+        near = np.full(len(want), WINDOW_S, np.float32)
+        where = np.searchsorted(self.key, want)
+        found = where < len(self.key)
+        found[found] = self.key[where[found]] == want[found]
+        at = where[found]
+        hits[found], best[found], near[found] = self.pair_hits[at], self.pair_best[at], self.pair_near[at]
+        return hits, best, near
+
+    def hits_of(self, lines: np.ndarray) -> np.ndarray:
+        """[len(lines), C] detections of each class inside each of these lines."""
+        grid_line = np.repeat(np.asarray(lines, np.int64), self.n_classes)
+        grid_class = np.tile(np.arange(self.n_classes), len(lines))
+        return self.at(grid_line, grid_class)[0].reshape(len(lines), self.n_classes)
 
 
 def build_face_tables(tables: DramaTables) -> FaceTables:
     """The face tables of a drama; they do not depend on labels (`DramaTables.faces`)."""
     drama, n, n_classes = tables.drama, len(tables.drama.lines), len(tables.classes)
-    hits = np.zeros((n, n_classes), np.float32)
-    best = np.zeros((n, n_classes), np.float32)
-    near = np.full((n, n_classes), WINDOW_S, np.float32)
+    keys, gaps, inside_score, inside = [], [], [], []
     faces = drama.faces
     if len(faces):
         face_class = tables.classes_of(faces.name)
@@ -66,13 +85,27 @@ def build_face_tables(tables: DramaTables) -> FaceTables:
             gap = np.maximum(0.0, np.maximum(ts - le, ls - te))
             keep = gap <= WINDOW_S
             pair_line, pair_track, gap = pair_line[keep], pair_track[keep], gap[keep]
-            cls = face_class[pair_track]
-            np.minimum.at(near, (pair_line, cls), gap.astype(np.float32))
-            inside = gap == 0
-            np.add.at(hits, (pair_line[inside], cls[inside]), 1.0)
-            np.maximum.at(best, (pair_line[inside], cls[inside]), faces.score[pair_track[inside]].astype(np.float32))
-    on_screen = (hits[:, :-1] > 0).sum(1).astype(np.float32)  # named faces only
-    return FaceTables(hits, best, near, hits.sum(1), on_screen)
+            keys.append(pair_line.astype(np.int64) * n_classes + face_class[pair_track])
+            gaps.append(gap.astype(np.float32))
+            inside.append(gap == 0)
+            inside_score.append(faces.score[pair_track].astype(np.float32))
+    if keys:
+        key, gap, hit, score = (np.concatenate(x) for x in (keys, gaps, inside, inside_score))
+        order = np.argsort(key, kind="stable")
+        key, gap, hit, score = key[order], gap[order], hit[order], score[order]
+        first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        key = key[first]
+        pair_near = np.minimum(np.minimum.reduceat(gap, first), np.float32(WINDOW_S))
+        pair_hits = np.add.reduceat(hit.astype(np.float32), first)
+        pair_best = np.maximum(np.maximum.reduceat(np.where(hit, score, np.float32(0)), first), np.float32(0))
+    else:
+        key = np.zeros(0, np.int64)
+        pair_near = pair_hits = pair_best = np.zeros(0, np.float32)
+    line = key // n_classes
+    total = np.bincount(line, weights=pair_hits, minlength=n).astype(np.float32)
+    named_seen = (pair_hits > 0) & (key % n_classes < n_classes - 1)  # named faces only
+    on_screen = np.bincount(line[named_seen], minlength=n).astype(np.float32)
+    return FaceTables(n_classes, key, pair_hits, pair_best, pair_near, total, on_screen)
 
 
 class FacesOnScreen(Tool):
@@ -88,13 +121,13 @@ class FacesOnScreen(Tool):
 
     def features(self, ctx: Context, pair_line: np.ndarray, pair_class: np.ndarray) -> dict[str, np.ndarray]:
         t = ctx.tables.faces
-        hits = t.hits[pair_line, pair_class]
+        hits, best, near = t.at(pair_line, pair_class)
         total = t.total[pair_line]
         return {
             "face_hits": hits,
             "face_share": np.where(total > 0, hits / np.maximum(total, 1), -1.0),
-            "face_score": t.best[pair_line, pair_class],
-            "face_near_s": t.near[pair_line, pair_class],
+            "face_score": best,
+            "face_near_s": near,
             "faces_on_screen": t.on_screen[pair_line],
         }
 

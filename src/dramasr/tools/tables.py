@@ -67,6 +67,14 @@ class DramaTables:
         # (`train.small_drama_contexts`); the line and group stages both read them
         self.episode_runs: dict[tuple[int, int], Context | None] = {}
 
+    def release(self) -> None:
+        """No tool reads these tables again: drop the large ones (voice tables of the last label
+        state, the voice model, embeddings, cohort and face tables); they are built anew if
+        read after all."""
+        self.last_audio, self.last_audio_released, self.last_voice_model = None, False, None
+        for name in ("unit_embedding", "standard_scale", "cohort", "faces"):
+            self.__dict__.pop(name, None)
+
     def classes_of(self, names: Sequence[str]) -> np.ndarray:
         return np.fromiter((self.class_of.get(n, self.other) for n in names), np.int32, len(names))
 
@@ -91,11 +99,21 @@ class DramaTables:
         return unit_rows(self.drama.lines.embedding)
 
     @cached_property
-    def standard_unit(self) -> np.ndarray:
-        """Unit embeddings standardised per dimension over the lines that have a voice."""
-        unit = self.unit_embedding
-        heard = unit[self.drama.lines.has_voice]
-        return (unit - heard.mean(0)) / np.maximum(heard.std(0), 1e-6) if len(heard) else unit
+    def standard_scale(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per dimension: mean and spread of the unit embeddings of the lines that have a voice
+        (None when no line has one)."""
+        heard = self.unit_embedding[self.drama.lines.has_voice]
+        return (heard.mean(0), np.maximum(heard.std(0), 1e-6)) if len(heard) else None
+
+    def standard_unit(self, rows: np.ndarray) -> np.ndarray:
+        """The unit embeddings of `rows` (a mask or indices) standardised by `standard_scale`;
+        made for the rows asked, as a voice-model fit reads them, not kept for the drama."""
+        unit = self.unit_embedding[rows]  # a copy: standardised in place
+        scale = self.standard_scale
+        if scale is not None:
+            unit -= scale[0]
+            unit /= scale[1]
+        return unit
 
     @cached_property
     def cohort(self) -> CohortStats:
@@ -104,12 +122,16 @@ class DramaTables:
         return build_cohort_stats(self.unit_embedding)
 
     @cached_property
-    def seed_best(self) -> np.ndarray:
-        from dramasr.tools.audio_sim import build_seed_best
-
+    def seeds(self) -> tuple[np.ndarray, np.ndarray]:
+        """The seed lines (ascending) and their classes."""
         seeds = np.flatnonzero(self.state.is_seed)
-        return build_seed_best(self.unit_embedding, seeds, self.classes_of([self.state.label[i] for i in seeds]),
-                               len(self.classes))
+        return seeds, self.classes_of([self.state.label[i] for i in seeds])
+
+    def seed_best_of(self, lines: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """Each (line, class) pair's best voice match among the class's seed lines."""
+        from dramasr.tools.audio_sim import seed_best_of
+
+        return seed_best_of(self.unit_embedding, *self.seeds, lines, classes)
 
     @cached_property
     def faces(self) -> FaceTables:

@@ -64,7 +64,7 @@ def build_cluster_tables(labels: LabelTables) -> ClusterTables:
     margin = np.zeros_like(sim)
     margin[:, :other] = named_sim - rival
 
-    seen = (labels.tables.faces.hits[member] > 0).astype(np.float32)
+    seen = (labels.tables.faces.hits_of(member) > 0).astype(np.float32)
     face = np.zeros((n_clusters, n_classes), np.float32)
     np.add.at(face, g, seen)
     face /= np.maximum(size[:, None], 1.0)
