@@ -41,6 +41,7 @@ _STAGES = [
     ("dramasr.tools.audio_sim", "build_cohort_stats", "tables"),
     ("dramasr.tools.voice_cluster", "cluster_tables", "tables"),
     ("dramasr.tools.voice_cluster", "build_cluster_tables", "tables"),
+    ("dramasr.tools.audio_sim", "_compute_entries", "tables"),  # top-5 entries computed when read (issue 23)
     ("dramasr.tools.audio_sim", "voice_model", "voice model"),
     ("dramasr.tools.audio_sim", "build_voice_model", "voice model"),
     ("dramasr.reason.policy", "resolve_groups", "groups"),
