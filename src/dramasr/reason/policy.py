@@ -22,7 +22,7 @@ from dramasr.reason.model import AttributionModel, Stage, normalise, select, top
 from dramasr.runtime import return_freed_memory
 from dramasr.tools import Context
 
-BLOCK_LINES = 8192  # lines whose feature matrix is built at once (about 50 MB on the released dramas)
+BLOCK_LINES = 4096  # lines whose feature matrix is built at once (about 70 MB of columns on the released dramas)
 
 
 @dataclass
@@ -48,6 +48,8 @@ def stage_scores(ctx: Context, rows: PairRows, stage: Stage, block_lines: int = 
     a block of lines at a time: every column is computed row by row or line by line and the
     trees score each row alone, so the scores are those of one matrix, without its memory."""
     with_propagation_columns(ctx, rows)
+    if "audio_sim" in stage.tools:  # the voice entries every block reads, computed at once: the
+        ctx.labels.audio.settle(rows.line, rows.cls)  # values do not depend on the block size
     raw = np.zeros(len(rows))
     for lo in range(0, len(rows.lines), block_lines):
         part = rows.of_lines(lo, min(lo + block_lines, len(rows.lines)))
@@ -150,12 +152,14 @@ def run_policy(ctx: Context, model: AttributionModel, *, passes: int | None = No
         if hook:
             hook("group stage", max(passes, 1), steps)
         ctx = ctx.relabel(decisions.labels, replace=True)
+        return_freed_memory()
         decisions = resolve_groups(ctx, model.groups, model.group_threshold, decisions)
         assert decisions.group_size is not None
         if model.final_pass and decisions.group_size.any():
             if hook:
                 hook("final pass", max(passes, 1) + 1, steps)
             ctx = ctx.relabel(decisions.labels, replace=True)
+            return_freed_memory()
             decisions = _final_pass(ctx, model, rows, max(passes, 1), threshold, decisions)
     if hook:
         hook("reasoning done", steps, steps)
