@@ -11,6 +11,7 @@ names callers use are re-exported here.
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,13 @@ def load_drama(path: str | Path, *, strict: bool = False) -> Drama:
     `strict` such input is refused instead. Anything else raises a one-line DramaError.
     Ground truth ('character') is optional.
     """
+    drama = _read_drama(Path(path), strict)
+    _compact(drama)
+    return drama
+
+
+def _read_drama(path: Path, strict: bool) -> Drama:
+    """`load_drama` without `_compact`."""
     root = Path(path)
     if not root.is_dir():
         raise DramaError("not a folder", file=root, hint="pass a drama folder in the DramaSR layout")
@@ -174,6 +182,7 @@ def load_drama(path: str | Path, *, strict: bool = False) -> Drama:
     episodes: list[Episode] = []
     columns: dict[str, list[Any]] = {k: [] for k in (
         "episode", "start", "end", "sframe", "eframe", "text", "speaker", "overlap", "aux")}
+    names: dict[str, str] = {}  # each speaker name once (see _FaceColumns.distinct)
     embeddings: list[np.ndarray | None] = []
     faces = _FaceColumns(mends)
     dim: int | None = None
@@ -201,7 +210,8 @@ def load_drama(path: str | Path, *, strict: bool = False) -> Drama:
             columns["sframe"].append(_frame(obj, "start_frame", mends, sub_path, number, i))
             columns["eframe"].append(_frame(obj, "end_frame", mends, sub_path, number, i))
             columns["text"].append(_line_text(obj, mends, sub_path, number, i))
-            columns["speaker"].append(_line_truth(obj, mends, sub_path, number, i))
+            speaker = _line_truth(obj, mends, sub_path, number, i)
+            columns["speaker"].append(names.setdefault(speaker, speaker))  # one object per name
             overlap = obj.get("overlap")
             columns["overlap"].append(ABSENT if overlap is None else int(bool(overlap)))
             aux = obj.get("auxiliary_text")
@@ -302,8 +312,17 @@ def load_drama(path: str | Path, *, strict: bool = False) -> Drama:
         relation=relation, captions=captions, seed_files=seed_files, label_files=label_files,
         source=str(root), missing=missing, mends=mends.found(), mended_lines=mends.by_line,
     )
-    return_freed_memory()  # the parsed JSON files: about 170 MB of heap on zhen_huan_zhuan
     return drama
+
+
+def _compact(drama: Drama) -> None:
+    """Give back the memory the parsing left: the parsed files are freed by now (some by the
+    cycle collector only), but each line text, made while parsing, sits among their freed
+    objects and keeps the heap around it from going back to the system. Made again, the texts
+    sit together: zhen_huan_zhuan loads in ~200 MB instead of ~290."""
+    gc.collect()
+    drama.lines.text[:] = [text.encode().decode() for text in drama.lines.text]
+    return_freed_memory()
 
 
 def _check_relation(relation: Any, path: Path, mends: Mends) -> None:
@@ -340,6 +359,8 @@ class _FaceColumns:
         self.sframe: list[int] = []
         self.eframe: list[int] = []
         self.name: list[str] = []
+        # one string object per distinct name: 211K tracks of zhen_huan_zhuan carry 350 names
+        self.distinct: dict[str, str] = {}
         self.score: list[float] = []
         self.active: list[int] = []
         self.counts: list[int] = []
@@ -402,7 +423,8 @@ class _FaceColumns:
         self.ids.append(int(obj.get("ids", len(id_list))))
         identities = [id_list[str(k)] for k in range(len(id_list))]
         if identities:
-            self.name.append(str(identities[0]["name"]))
+            name = str(identities[0]["name"])
+            self.name.append(self.distinct.setdefault(name, name))
             self.score.append(float(identities[0]["score"]))
         else:
             self.name.append("")

@@ -121,14 +121,14 @@ class TreeEnsemble:
             session = ort.InferenceSession(self.to_onnx(X.shape[1]).SerializeToString(), options,
                                            providers=["CPUExecutionProvider"])
             self._session = (X.shape[1], session)
-        return self._session[1].run(None, {"X": X})[0].astype(np.int64)
+        return self._session[1].run(None, {"X": X})[0].astype(np.int32)  # (to_onnx checks they fit)
 
-    def decision_function(self, X: np.ndarray, chunk: int = 16384) -> np.ndarray:
+    def decision_function(self, X: np.ndarray, chunk: int = 4096) -> np.ndarray:
         """Raw logit per row (the same as the scikit-learn model's), bit for bit the same as
         `reference_decision_function`: the leaves found by ONNX Runtime, their values summed
         in the same order (numpy's sum over a row's trees, then the baseline added). X is
         converted to float64 a chunk at a time (the whole matrix in float64 is 0.4 GB on a
-        50K-line drama)."""
+        50K-line drama; a chunk, its leaves and their values ~20 MB)."""
         out = np.full(len(X), self.baseline)
         for lo in range(0, len(X), chunk):
             out[lo:lo + chunk] += self.value[self.leaves(X[lo:lo + chunk])].sum(1)

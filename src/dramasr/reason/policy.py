@@ -48,8 +48,12 @@ def stage_scores(ctx: Context, rows: PairRows, stage: Stage, block_lines: int = 
     a block of lines at a time: every column is computed row by row or line by line and the
     trees score each row alone, so the scores are those of one matrix, without its memory."""
     with_propagation_columns(ctx, rows)
-    if "audio_sim" in stage.tools:  # the voice entries every block reads, computed at once: the
-        ctx.labels.audio.settle(rows.line, rows.cls)  # values do not depend on the block size
+    if "audio_sim" in stage.tools:
+        # the voice model and the voice entries every block reads, computed before the blocks:
+        # no block's columns are held while the model fits (its peak of memory), and the
+        # entries' values do not depend on the block size
+        _ = ctx.labels.voice_model
+        ctx.labels.audio.settle(rows.line, rows.cls)
     raw = np.zeros(len(rows))
     for lo in range(0, len(rows.lines), block_lines):
         part = rows.of_lines(lo, min(lo + block_lines, len(rows.lines)))
