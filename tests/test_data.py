@@ -243,3 +243,27 @@ def test_episode_range_is_a_drama_of_its_own():
     assert part.episodes[1].face_start == 2 and part.episodes[1].face_stop == 5
     with pytest.raises(IndexError):
         drama.episode_range(7, 9)
+
+
+def test_timestamps_read_without_the_pattern_as_with_it() -> None:
+    """The released form HH:MM:SS.mmm is read by slicing; every other form, and any stamp the
+    slicing would misread, goes through the pattern, with the same answer or error."""
+    from dramasr.data.fileio import _TIME, Mends, parse_time
+
+    def by_pattern(value: str) -> int | str:
+        match = _TIME.match(value)
+        if match is None:
+            return "error"
+        hours, minutes, seconds, frac = match.groups()
+        return ((int(hours) * 60 + int(minutes)) * 60 + int(seconds)) * 1000 + int((frac or "0").ljust(3, "0"))
+
+    stamps = ["00:01:28.200", "01:59:59,999", "00:00:00.000", "12:34:56.789", "00:01:28.2", "1:02:03.400",
+              "00:60:00.000", "00:00:75.000", "00:01:2８.200", "０0:01:28.200", "00:01:28.2a0", "00-01-28.200",
+              "00:01:28;200", " 0:01:28.200", "00:01:28.200 "]
+    for stamp in stamps:
+        try:
+            got: int | str = parse_time(stamp, file=Path("x.json"), episode=1, line=0, field="start_time",
+                                        mends=Mends())
+        except DramaError:
+            got = "error"
+        assert got == by_pattern(stamp), stamp
