@@ -9,7 +9,8 @@ voice model of the drama (multinomial logistic regression on the standardised em
 cross-fitted to the current labels) gives the candidate. A voice drifts from
 scene to scene (same-character cosine ~0.50 inside a scene, ~0.39 across episodes), so the
 scene-local match is the sharpest of these.
-Similarities are computed in row blocks, never as one N x N matrix.
+Similarities are computed in row blocks or per class, never as one N x N matrix; the
+drama-wide top-k only for the (line, candidate) pairs read (`AudioTables.settle`).
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ class CohortStats:
 
 @dataclass(frozen=True, eq=False)
 class AudioTables:
-    """Dense [N, C] voice tables of one label state (and [C] / [C, D] summaries)."""
+    """[N, C] voice tables of one label state (top / best / kth filled only where read, see
+    `stale`), and [C] / [C, D] summaries."""
 
     label: np.ndarray  # int32 [N], the class ids they were built from
     typical: np.ndarray  # [C] mean top-k match of a class's own lines
@@ -162,7 +164,7 @@ def build_voice_model(tables: DramaTables, label: np.ndarray) -> np.ndarray:
     fold = np.random.default_rng(0).integers(0, VOICE_MODEL_FOLDS, n)
     voiced = tables.drama.lines.has_voice  # a line without a voice embedding is neither fitted nor judged
     fits = []
-    tables.standard_scale  # noqa: B018 - computed here, once, before the fits' threads read it
+    _ = tables.standard_scale  # computed here, once, before the fits' threads read it
     for k in range(VOICE_MODEL_FOLDS):
         test = fold == k
         known = np.unique(label[~test & voiced])
