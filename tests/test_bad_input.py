@@ -91,3 +91,35 @@ def test_synthetic_drama_broken_one_way_at_a_time(synthetic_base: Path, breakage
 @pytest.mark.parametrize("breakage", CATALOGUE, ids=[b.name for b in CATALOGUE])
 def test_real_episodes_broken_one_way_at_a_time(real_base: Path, breakage: Breakage, tmp_path: Path) -> None:
     check(run_breakage(real_base, tmp_path, breakage, lambda n: n // 2), breakage)
+
+
+FACE_BREAKAGES = [b for b in CATALOGUE if "face" in b.name]
+
+
+@pytest.mark.parametrize("breakage", FACE_BREAKAGES, ids=[b.name for b in FACE_BREAKAGES])
+def test_faces_read_ahead_are_mended_and_refused_as_in_order(synthetic_base: Path, breakage: Breakage,
+                                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Face files read ahead in worker processes (`_FaceReader`) give the drama, the mends and
+    the errors of a reading in order, whatever the breakage."""
+    from dramasr.data import release
+    from dramasr.errors import DramaError
+
+    if not release._may_fork():
+        pytest.skip("this test process has other threads: the loader reads faces in order")
+    root = tmp_path / synthetic_base.name
+    shutil.copytree(synthetic_base, root)
+    breakage.apply(root, lambda n: n // 2)
+
+    def load(ahead_from: int) -> tuple:
+        monkeypatch.setattr(release._FaceReader, "AHEAD_FROM", ahead_from)
+        try:
+            drama = load_drama(root)
+        except DramaError as exc:
+            return ("error", str(exc))
+        faces = drama.faces
+        return ("ok", drama.mends, faces.name, faces.extra_ids, faces.start_ms.tolist(), faces.box.tolist(),
+                faces.frame_offsets.tolist(), [(e.face_start, e.face_stop) for e in drama.episodes])
+
+    in_order = load(10**6)
+    assert in_order[0] == ("error" if breakage.expect == "error" else "ok")
+    assert load(1) == in_order

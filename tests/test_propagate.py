@@ -241,3 +241,64 @@ def test_parity_with_released_labels_chen_mo():
     for i in range(0, len(prop), 97):
         assert [n for n, _ in prop.candidates(i)] == [n for n, _ in ref.candidates(i)]
         assert [s for _, s in prop.candidates(i)] == pytest.approx([s for _, s in ref.candidates(i)], abs=1e-5)
+
+
+# ---------------------------------------------------------------- compiled pools and active map
+
+
+def _numpy_pool(sims: np.ndarray, width: int) -> np.ndarray:
+    if sims.shape[1] > width:
+        sims = np.partition(sims, sims.shape[1] - width, axis=1)[:, -width:]
+    return -np.sort(-sims, axis=1)
+
+
+def test_compiled_pools_keep_what_partition_and_sort_keep():
+    from dramasr.propagate.kernels import merge_pool, top_mean, top_pool
+
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        rows, cols, width = int(rng.integers(1, 30)), int(rng.integers(1, 200)), int(rng.integers(1, 50))
+        ties = rng.integers(-4, 5, (rows, cols)) / 7  # many equal values
+        sims = (ties if trial % 2 else rng.normal(size=(rows, cols))).astype(np.float32)
+        assert top_pool(sims, width).tobytes() == _numpy_pool(sims, width).tobytes()
+        pool = _numpy_pool(sims, min(width, cols))
+        more = rng.normal(size=(rows, int(rng.integers(0, 80)))).astype(np.float32)
+        grown = min(50, pool.shape[1] + more.shape[1])
+        expect = _numpy_pool(np.concatenate([pool, more], axis=1), grown)
+        assert merge_pool(pool, more, grown).tobytes() == expect.tobytes()
+        k = int(rng.integers(1, cols + 1))
+        mean = np.sort(sims, axis=1)[:, ::-1][:, :k].astype(np.float64).mean(axis=1)
+        assert np.allclose(top_mean(sims, k), mean, atol=1e-6)
+
+
+def test_active_map_kept_up_to_date_equals_one_made_anew():
+    """The engine marks a character active as lines are labelled (and unmarks what a
+    relabelled line leaves); at the end it must be what the faces and final labels give."""
+    from dramasr.propagate.engine import _Engine, _rounds
+    from dramasr.propagate.timeline import count_in_windows
+
+    rng = np.random.default_rng(1)
+    speakers = list(rng.integers(0, 5, 240))
+    arrays = drama(speakers, gap=8.0, faces=[(60.0 + 8 * i, s) for i, s in enumerate(speakers) if i % 7 == 0],
+                   noise=0.7, seed=4)
+    seeds = {f"C{c}": [speakers.index(c)] for c in range(4)}  # C4 unseeded: new characters appear
+    start_ms = np.rint(arrays["start"] * 1000).astype(np.int64)
+    end_ms = np.rint(arrays["end"] * 1000).astype(np.int64)
+    cfg = PropagationConfig()
+    code_of = {f"C{c}": c for c in range(5)}
+    f_code = np.array([code_of[n] for n in arrays["face_name"]], np.int32)
+    f_start = np.rint(arrays["face_start"] * 1000).astype(np.int64)
+    f_end = np.rint(arrays["face_end"] * 1000).astype(np.int64)
+    emb = arrays["embedding"] / np.linalg.norm(arrays["embedding"], axis=1, keepdims=True)
+    eng = _Engine(emb.astype(np.float32), start_ms, end_ms, f_start, f_end, f_code, arrays["face_score"],
+                  list(seeds), seeds, cfg)
+    prop = _rounds(eng, arrays["episode"], cfg, None)
+    assert len(prop.characters) > 4
+    # some line was labelled twice (propagated and put in a cluster in one round)
+    assert sum(len(u) for u in eng.utterance_lists) > np.count_nonzero(eng.code >= 0)
+    strong = arrays["face_score"] >= np.float32(cfg.face_score)
+    for c in range(len(prop.characters)):
+        expect = count_in_windows(eng.code == c, eng.line_lo, eng.line_hi) > 0
+        if c < 4:
+            expect |= count_in_windows((f_code == c) & strong, eng.face_lo, eng.face_hi) > 0
+        assert np.array_equal(eng.active_map()[:, c], expect), c

@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import gc
 import logging
+import multiprocessing
+import threading
+import warnings
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +30,7 @@ from dramasr.data.fileio import write_json as write_json
 from dramasr.data.model import ABSENT, Drama, Episode, FaceTracks, Lines
 from dramasr.data.release_write import save_drama as save_drama
 from dramasr.errors import DramaError
-from dramasr.runtime import return_freed_memory
+from dramasr.runtime import cores, return_freed_memory
 
 log = logging.getLogger(__name__)
 LINE_FIELDS = ("start_time", "end_time", "text")
@@ -184,70 +188,71 @@ def _read_drama(path: Path, strict: bool) -> Drama:
         "episode", "start", "end", "sframe", "eframe", "text", "speaker", "overlap", "aux")}
     names: dict[str, str] = {}  # each speaker name once (see _FaceColumns.distinct)
     embeddings: list[np.ndarray | None] = []
-    faces = _FaceColumns(mends)
     dim: int | None = None
-    for number, sub_path in sorted(subtitle_files.items()):
-        doc = read_json(sub_path, mends)
-        objects = _objects(doc, sub_path, number, mends)
-        line_start = len(columns["text"])
-        keys: tuple[str, ...] = tuple(objects[0]) if objects else ()
-        for i, obj in enumerate(objects):
-            mends.line = line_start + i
-            for name in LINE_FIELDS:
-                if name not in obj:
-                    raise DramaError(
-                        "missing field", file=sub_path, episode=number, line=i, field=name,
-                    )
-            start = parse_time(obj["start_time"], file=sub_path, episode=number, line=i, field="start_time",
-                               mends=mends)
-            end = parse_time(obj["end_time"], file=sub_path, episode=number, line=i, field="end_time", mends=mends)
-            if end < start:
-                mends.add("time_reversed", sub_path, number, f"line {i}: {obj['start_time']} -> {obj['end_time']}")
-                start, end = end, start
-            columns["episode"].append(number)
-            columns["start"].append(start)
-            columns["end"].append(end)
-            columns["sframe"].append(_frame(obj, "start_frame", mends, sub_path, number, i))
-            columns["eframe"].append(_frame(obj, "end_frame", mends, sub_path, number, i))
-            columns["text"].append(_line_text(obj, mends, sub_path, number, i))
-            speaker = _line_truth(obj, mends, sub_path, number, i)
-            columns["speaker"].append(names.setdefault(speaker, speaker))  # one object per name
-            overlap = obj.get("overlap")
-            columns["overlap"].append(ABSENT if overlap is None else int(bool(overlap)))
-            aux = obj.get("auxiliary_text")
-            columns["aux"].append(aux if aux is None or isinstance(aux, str) else str(aux))
-        mends.line = None
-        n_lines = len(objects)
+    # face files are read ahead in worker processes while the subtitles are read here
+    with _FaceReader(face_files, mends) as faces:
+        for number, sub_path in sorted(subtitle_files.items()):
+            doc = read_json(sub_path, mends)
+            objects = _objects(doc, sub_path, number, mends)
+            line_start = len(columns["text"])
+            keys: tuple[str, ...] = tuple(objects[0]) if objects else ()
+            for i, obj in enumerate(objects):
+                mends.line = line_start + i
+                for name in LINE_FIELDS:
+                    if name not in obj:
+                        raise DramaError(
+                            "missing field", file=sub_path, episode=number, line=i, field=name,
+                        )
+                start = parse_time(obj["start_time"], file=sub_path, episode=number, line=i, field="start_time",
+                                   mends=mends)
+                end = parse_time(obj["end_time"], file=sub_path, episode=number, line=i, field="end_time", mends=mends)
+                if end < start:
+                    mends.add("time_reversed", sub_path, number, f"line {i}: {obj['start_time']} -> {obj['end_time']}")
+                    start, end = end, start
+                columns["episode"].append(number)
+                columns["start"].append(start)
+                columns["end"].append(end)
+                columns["sframe"].append(_frame(obj, "start_frame", mends, sub_path, number, i))
+                columns["eframe"].append(_frame(obj, "end_frame", mends, sub_path, number, i))
+                columns["text"].append(_line_text(obj, mends, sub_path, number, i))
+                speaker = _line_truth(obj, mends, sub_path, number, i)
+                columns["speaker"].append(names.setdefault(speaker, speaker))  # one object per name
+                overlap = obj.get("overlap")
+                columns["overlap"].append(ABSENT if overlap is None else int(bool(overlap)))
+                aux = obj.get("auxiliary_text")
+                columns["aux"].append(aux if aux is None or isinstance(aux, str) else str(aux))
+            mends.line = None
+            n_lines = len(objects)
 
-        emb_path = embedding_files.get(number)
-        if emb_path is None:
-            if n_lines:
-                mends.add("no_voice_file", embedding_dir / f"{sub_path.stem}.npy", number, f"{n_lines} lines",
-                          lines=range(line_start, line_start + n_lines))
-            embeddings.append(None)
-        else:
-            emb = _read_embeddings(emb_path, number, n_lines)
-            if n_lines:
-                if dim is None:
-                    dim = emb.shape[1]
-                elif emb.shape[1] != dim:
-                    raise DramaError(f"embedding width {emb.shape[1]} differs from {dim} of earlier episodes",
-                                     file=emb_path, episode=number,
-                                     hint="every episode's embeddings must come from the same voice model")
-            embeddings.append(emb)
+            emb_path = embedding_files.get(number)
+            if emb_path is None:
+                if n_lines:
+                    mends.add("no_voice_file", embedding_dir / f"{sub_path.stem}.npy", number, f"{n_lines} lines",
+                              lines=range(line_start, line_start + n_lines))
+                embeddings.append(None)
+            else:
+                emb = _read_embeddings(emb_path, number, n_lines)
+                if n_lines:
+                    if dim is None:
+                        dim = emb.shape[1]
+                    elif emb.shape[1] != dim:
+                        raise DramaError(f"embedding width {emb.shape[1]} differs from {dim} of earlier episodes",
+                                         file=emb_path, episode=number,
+                                         hint="every episode's embeddings must come from the same voice model")
+                embeddings.append(emb)
 
-        face_start = len(faces.name)
-        face_path = face_files.get(number)
-        if face_path is not None:
-            faces.read(face_path, number)
-        elif face_files and n_lines:
-            mends.add("no_face_file", face_dir / f"{sub_path.stem}.json", number, f"{n_lines} lines")
-        episode_idx = doc.get("episode_idx", number - 1)
-        episodes.append(Episode(
-            number=number, stem=sub_path.stem, line_start=line_start, line_stop=line_start + n_lines,
-            face_start=face_start, face_stop=len(faces.name),
-            episode_idx=episode_idx if isinstance(episode_idx, int) else number - 1, line_keys=keys,
-        ))
+            face_start = faces.count
+            face_path = face_files.get(number)
+            if face_path is not None:
+                faces.read(face_path, number)
+            elif face_files and n_lines:
+                mends.add("no_face_file", face_dir / f"{sub_path.stem}.json", number, f"{n_lines} lines")
+            episode_idx = doc.get("episode_idx", number - 1)
+            episodes.append(Episode(
+                number=number, stem=sub_path.stem, line_start=line_start, line_stop=line_start + n_lines,
+                face_start=face_start, face_stop=faces.count,
+                episode_idx=episode_idx if isinstance(episode_idx, int) else number - 1, line_keys=keys,
+            ))
 
     if not columns["text"]:
         raise DramaError("empty drama: no subtitle lines in any episode", file=subtitle_dir)
@@ -344,8 +349,102 @@ def _check_relation(relation: Any, path: Path, mends: Mends) -> None:
         relation["relationship_list"] = kept
 
 
+class _FaceReader:
+    """The drama's face tracks, file by file in episode order (`read`), then as one FaceTracks
+    (`build`).
+
+    On a machine with several cores the face files (most of a drama's loading time) are
+    read ahead in worker processes while the main process reads the subtitles. A worker
+    gives back only a file that needed no mend: any other file (a malformed track, a bad
+    time, a refused file) is read again here, in its turn, so the mends are reported and
+    the errors raised exactly as a reading in order would."""
+
+    AHEAD_FROM = 8  # fewer face files than this are read here: the workers would cost more
+
+    def __init__(self, face_files: dict[int, Path], mends: Mends) -> None:
+        self.mends = mends
+        self.parts: list[FaceTracks] = []
+        self.count = 0  # tracks read so far
+        self.distinct: dict[str, str] = {}  # one string object per name, across files
+        self.pool: ProcessPoolExecutor | None = None
+        self.ahead: dict[int, Future[FaceTracks | None]] = {}
+        if len(face_files) >= self.AHEAD_FROM and cores() > 1 and _may_fork():
+            # forked, not spawned: a spawned worker imports the caller's script again, which
+            # a script without a __main__ guard does not survive; the workers only parse files
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # Python >= 3.12 on forking
+                self.pool = ProcessPoolExecutor(cores(), mp_context=multiprocessing.get_context("fork"))
+                self.ahead = {number: self.pool.submit(_read_clean_faces, path, number)
+                              for number, path in sorted(face_files.items())}
+
+    def __enter__(self) -> _FaceReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+    def read(self, path: Path, number: int) -> None:
+        ahead = self.ahead.pop(number, None)
+        try:
+            part = ahead.result() if ahead is not None else None
+        except Exception:  # noqa: BLE001 - a worker lost (killed, out of memory): read it here
+            part = None
+        if part is None:
+            columns = _FaceColumns(self.mends)
+            columns.read(path, number)
+            part = columns.build()
+        part.name[:] = [self.distinct.setdefault(name, name) for name in part.name]
+        self.parts.append(part)
+        self.count += len(part)
+
+    def build(self) -> FaceTracks:
+        parts = [part for part in self.parts if len(part)]
+        if not parts:
+            return FaceTracks.empty()
+        offsets = [np.zeros(1, np.int64)]
+        extra: dict[int, list[dict[str, Any]]] = {}
+        rows = boxes = 0
+        for part in parts:
+            offsets.append(part.frame_offsets[1:] + boxes)
+            extra.update({rows + row: ids for row, ids in part.extra_ids.items()})
+            rows += len(part)
+            boxes += int(part.frame_offsets[-1])
+
+        def joined(column: str) -> np.ndarray:
+            return np.concatenate([getattr(part, column) for part in parts])
+
+        return FaceTracks(
+            episode=joined("episode"), object_idx=joined("object_idx"), start_ms=joined("start_ms"),
+            end_ms=joined("end_ms"), start_frame=joined("start_frame"), end_frame=joined("end_frame"),
+            name=[name for part in parts for name in part.name], score=joined("score"),
+            active_frames=joined("active_frames"), frame_offsets=np.concatenate(offsets),
+            frame=joined("frame"), box=joined("box"), extra_ids=extra, id_count=joined("id_count"),
+        )
+
+
+def _may_fork() -> bool:
+    """Reading ahead forks this process: only from the main thread of a process with no other
+    Python threads (a fork copies one thread, and a lock another thread holds stays held in
+    the child), and only where fork exists."""
+    return ("fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+            and threading.current_thread() is threading.main_thread())
+
+
+def _read_clean_faces(path: Path, number: int) -> FaceTracks | None:
+    """One face file's tracks, read in a worker process; None when the file needs a mend or
+    is refused (the main process then reads it itself, in order)."""
+    try:
+        columns = _FaceColumns(Mends(strict=True))
+        columns.read(path, number)
+        return columns.build()
+    except Exception:  # noqa: BLE001 - whatever it is, the reading in order meets it again
+        return None
+
+
 class _FaceColumns:
-    """Accumulates face tracks episode by episode, then freezes them into FaceTracks.
+    """Accumulates the face tracks of a face file, then freezes them into FaceTracks.
 
     A malformed track is left out and reported (face tracks are evidence, not the input
     being labelled): the rest of the episode's faces still count."""

@@ -58,14 +58,18 @@ class _Engine:
         self.is_known = [True] * len(characters)
         self.is_global = [NARRATION_MARK in c for c in characters]
         strong = face_score >= np.float32(cfg.face_score)
-        # Faces never change: which characters each line sees within the window, once.
-        self.face_active: list[np.ndarray] = []
+        # Which characters may speak each line (`active_map`), kept up to date as lines get
+        # labelled: a column per character, faces first (they never change), then the window
+        # of every line labelled with it. Column-major, room for the new characters to come.
+        self.active = np.zeros((n, max(8, 2 * len(characters))), bool, order="F")
+        self.face_active: list[np.ndarray | None] = []  # faces never change: each once
         for c in range(len(characters)):
             flags = (face_code == c) & strong
-            if flags.any():
-                self.face_active.append(count_in_windows(flags, self.face_lo, self.face_hi) > 0)
-            else:
-                self.face_active.append(np.zeros(n, bool))
+            self.face_active.append(count_in_windows(flags, self.face_lo, self.face_hi) > 0 if flags.any() else None)
+            if self.is_global[c]:
+                self.active[:, c] = True
+            elif self.face_active[c] is not None:
+                self.active[:, c] = self.face_active[c]
         self.code = np.full(n, UNLABELLED, np.int32)
         self.is_seed = np.zeros(n, bool)
         self.stage = np.zeros(n, np.int8)
@@ -100,7 +104,12 @@ class _Engine:
         if len(idx) == 0:
             return
         idx = np.asarray(idx, np.int64)
+        before = self.code[idx]
         self.code[idx] = code
+        # a line a round both propagated and put in a cluster is labelled twice: the
+        # character it leaves is active only where its remaining lines (or faces) say so
+        for left in np.unique(before[(before >= 0) & (before != code)]).tolist():
+            self._recount(left)
         self.is_seed[idx] = seed
         self.stage[idx] = stage
         self.threshold[idx] = threshold
@@ -108,12 +117,43 @@ class _Engine:
         if code >= 0:
             self.utterance_lists[code].extend(idx.tolist())
             self.labelled_count += len(idx)
+            self._near(idx, code)
+
+    def _recount(self, code: int) -> None:
+        """Character `code`'s column of `active` anew from its faces and its lines now."""
+        if self.is_global[code]:
+            return
+        face = self.face_active[code]
+        column = face.copy() if face is not None else np.zeros(self.n, bool)
+        column |= count_in_windows(self.code == code, self.line_lo, self.line_hi) > 0
+        self.active[:, code] = column
+
+    def _near(self, idx: np.ndarray, code: int) -> None:
+        """Mark character `code` active on every line whose window holds one of the lines
+        `idx`: the lines i with line_lo[i] <= j < line_hi[i], a run of lines since both
+        bounds rise with i."""
+        if self.is_global[code]:
+            return
+        first = np.searchsorted(self.line_hi, idx, side="right")
+        stop = np.searchsorted(self.line_lo, idx, side="right")
+        column = self.active[:, code]
+        if len(idx) == 1:
+            column[first[0]:stop[0]] = True
+            return
+        runs = np.zeros(self.n + 1, np.int32)
+        np.add.at(runs, first, 1)
+        np.add.at(runs, stop, -1)
+        column |= np.cumsum(runs[:-1]) > 0
 
     def _add_character(self, name: str) -> int:
         self.characters.append(name)
         self.is_known.append(False)
         self.is_global.append(False)
-        self.face_active.append(np.zeros(self.n, bool))
+        if len(self.characters) > self.active.shape[1]:
+            grown = np.zeros((self.n, 2 * self.active.shape[1]), bool, order="F")
+            grown[:, :self.active.shape[1]] = self.active
+            self.active = grown
+        self.face_active.append(None)
         self.utterance_lists.append([])
         return len(self.characters) - 1
 
@@ -124,22 +164,10 @@ class _Engine:
             i += 1
         return f"{NEW_CHARACTER_PREFIX}{i}"
 
-    def active_map(self, code: np.ndarray) -> np.ndarray:
-        """bool [N, C]: character c is a candidate for line i (face or labelled line nearby, or global)."""
-        n_roles = len(self.characters)
-        amap = np.zeros((self.n, n_roles), bool)
-        order = np.argsort(code, kind="stable")
-        sorted_codes = code[order]
-        for c in range(n_roles):
-            if self.is_global[c]:
-                amap[:, c] = True
-                continue
-            col = self.face_active[c].copy()
-            lo, hi = np.searchsorted(sorted_codes, [c, c + 1])
-            if hi > lo:
-                col |= count_in_windows(code == c, self.line_lo, self.line_hi) > 0
-            amap[:, c] = col
-        return amap
+    def active_map(self) -> np.ndarray:
+        """bool [N, C]: character c is a candidate for line i (face or labelled line nearby, or
+        global). A view of the engine's table: it changes as lines are labelled."""
+        return self.active[:, :len(self.characters)]
 
     # ----- one round at one threshold
 
@@ -311,7 +339,7 @@ class _Engine:
         """Ranked candidates with scores for every line (CSR arrays)."""
         cfg = self.cfg
         code = self.code
-        amap = self.active_map(code)
+        amap = self.active_map()
         n_roles = len(self.characters)
         rows_all, codes_all, scores_all = [], [], []
         jobs = []
@@ -424,7 +452,7 @@ def _rounds(eng: _Engine, episode: np.ndarray, cfg: PropagationConfig, progress:
     while True:
         if eng.labelled_count == total:
             break
-        amap = eng.active_map(eng.code)
+        amap = eng.active_map()
         items = eng.propagate_round(thr, amap, pools)
         clusters = eng.local_clusters(thr, amap) if cfg.discover_new_characters else []
         if progress:

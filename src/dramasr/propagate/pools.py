@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from dramasr.propagate.config import PropagationConfig
-from dramasr.propagate.similarity import blocks, top_pool
+from dramasr.propagate.kernels import merge_pool, top_pool
+from dramasr.propagate.similarity import blocks
 
 
 class ReferencePools:
@@ -39,9 +40,10 @@ class ReferencePools:
             if len(st.rows):
                 ref_emb = emb[extra]
                 grown = np.empty((len(st.rows), width), np.float32)
+                # (the blocks of the numpy version, which joined old pool and new columns: the
+                # products' shapes, and so their roundings, stay as they were)
                 for blk in blocks(len(st.rows), len(extra) + st.pool.shape[1]):
-                    sims = emb[st.rows[blk]] @ ref_emb.T
-                    grown[blk] = top_pool(np.concatenate([st.pool[blk], sims], axis=1), width)
+                    grown[blk] = merge_pool(st.pool[blk], emb[st.rows[blk]] @ ref_emb.T, width)
                 st.pool = grown
             else:
                 st.pool = np.zeros((0, width), np.float32)
