@@ -12,13 +12,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from dramasr.data.model import DELETED_MARK, NARRATION_MARK, NEW_CHARACTER_PREFIX, OTHER, Drama
 from dramasr.errors import DramaError
 from dramasr.tools.tables import DramaTables, LabelTables
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from dramasr.tools.audio_sim import CohortStats
 
 OTHER_CLASS = OTHER  # the one candidate that stands for "not a named character"
 
@@ -107,12 +112,14 @@ class Context:
     labels: LabelTables
 
     @classmethod
-    def build(cls, drama: Drama, state: LabelState, classes: list[str] | None = None) -> Context:
+    def build(cls, drama: Drama, state: LabelState, classes: list[str] | None = None,
+              cohort: Future[CohortStats] | None = None) -> Context:
+        """cohort: the drama's cohort statistics being built aside (`DramaTables.cohort`)."""
         if len(state) != len(drama.lines):
             raise DramaError(f"label state has {len(state)} lines, the drama {len(drama.lines)}", file=drama.source)
         classes = list(classes if classes is not None else named_classes(drama, state)) + [OTHER_CLASS]
         class_of = {name: k for k, name in enumerate(classes)}
-        tables = DramaTables(drama, state, classes, class_of)
+        tables = DramaTables(drama, state, classes, class_of, cohort)
         return cls(drama, state, classes, class_of, tables, LabelTables(tables, state, tables.classes_of(state.label)))
 
     @property

@@ -19,6 +19,8 @@ import numpy as np
 from dramasr.data.model import NEW_CHARACTER_PREFIX, Drama
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from dramasr.tools.audio_sim import AudioTables, CohortStats
     from dramasr.tools.base import Context, LabelState
     from dramasr.tools.char_relation import Relations
@@ -49,8 +51,10 @@ def unit_rows(matrix: np.ndarray) -> np.ndarray:
 class DramaTables:
     """Label-free tables of one drama, one class list and one propagation (candidates, seeds)."""
 
-    def __init__(self, drama: Drama, state: LabelState, classes: list[str], class_of: dict[str, int]) -> None:
+    def __init__(self, drama: Drama, state: LabelState, classes: list[str], class_of: dict[str, int],
+                 cohort: Future[CohortStats] | None = None) -> None:
         self.drama = drama
+        self._cohort_aside = cohort  # `cohort` being built in another thread, if it is
         self.state = state  # only its candidates and seeds are read: a relabelling keeps both
         self.classes = classes
         self.class_of = class_of
@@ -72,6 +76,7 @@ class DramaTables:
         state, the voice model, embeddings, cohort and face tables); they are built anew if
         read after all."""
         self.last_audio, self.last_audio_released, self.last_voice_model = None, False, None
+        self._cohort_aside = None
         for name in ("unit_embedding", "standard_scale", "cohort", "faces"):
             self.__dict__.pop(name, None)
 
@@ -117,6 +122,10 @@ class DramaTables:
 
     @cached_property
     def cohort(self) -> CohortStats:
+        """Label-free: `attribute` builds it beside propagation (`cohort_aside`), which leaves
+        part of the cores idle; here it is then only waited for."""
+        if self._cohort_aside is not None:
+            return self._cohort_aside.result()
         from dramasr.tools.audio_sim import build_cohort_stats
 
         return build_cohort_stats(self.unit_embedding)
