@@ -1,5 +1,5 @@
 """The fast paths of `dramasr attribute` (issue 23) give exactly what the slow ones gave:
-ONNX Runtime tree scoring = the numpy traversal on the shipped model; audio tables rebuilt
+the compiled tree walk = the numpy traversal on the shipped model; audio tables rebuilt
 only where labels changed = a full build; cluster candidates for all clusters at once =
 one line at a time."""
 
@@ -15,8 +15,6 @@ from dramasr.synth import synth_drama
 from dramasr.tools import TOOLS, Context
 from dramasr.tools.audio_sim import LOCAL_TOP_K, SCENE_TOP_K, TOP_K, VOICE_REFIT_SHARE, _mask_self, build_voice_model
 from dramasr.tools.topk import FEWER, ROUNDING, mark_stale, segment_top_mean, versus_rival
-
-pytest.importorskip("onnxruntime")
 
 
 @pytest.fixture(scope="module")
@@ -39,18 +37,21 @@ def _hard_inputs(trees: TreeEnsemble, n_features: int, rows: int = 3000) -> np.n
     return X
 
 
-def test_onnx_scores_the_shipped_model_bit_for_bit():
+def test_compiled_walk_scores_the_shipped_model_bit_for_bit():
     model = load_default_model()
     for name, stage in model._named_stages():
         trees = stage.trees
         X = _hard_inputs(trees, len(stage.feature_names))
         np.testing.assert_array_equal(trees.decision_function(X, chunk=1000), trees.reference_decision_function(X),
                                       err_msg=name)
+        # float32 rows (what attribution passes) walk as their float64 values do
+        X32 = X.astype(np.float32)
+        np.testing.assert_array_equal(trees.leaves(X32), trees.leaves(X32.astype(np.float64)), err_msg=name)
         assert trees.leaves(X[:50]).max() < len(trees.feature)
         assert trees.is_leaf[trees.leaves(X[:50])].all()
 
 
-def test_onnx_scores_real_feature_rows_bit_for_bit(synthetic):
+def test_compiled_walk_scores_real_feature_rows_bit_for_bit(synthetic):
     drama, labels = synthetic
     ctx = Context.build(drama, labels)
     rows = candidate_pairs(ctx, np.flatnonzero(~ctx.state.is_seed))
@@ -62,7 +63,7 @@ def test_onnx_scores_real_feature_rows_bit_for_bit(synthetic):
                                       1.0 / (1.0 + np.exp(-stage.trees.reference_decision_function(X))))
 
 
-def test_onnx_scores_as_the_fitted_sklearn_model():
+def test_compiled_walk_scores_as_the_fitted_sklearn_model():
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     rng = np.random.default_rng(2)

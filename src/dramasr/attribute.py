@@ -119,6 +119,9 @@ def _records(ctx: Context, labels: LabelState, decisions: Decisions) -> list[Pre
     second_cls = rows.cls[second_row]
     group_size = decisions.group_size if decisions.group_size is not None else np.zeros(n_lines, np.int32)
     has_voice = drama.lines.has_voice
+    # each evidence column as rounded Python floats, once (not a numpy scalar per line and column)
+    shown = [(v, [round(x, 3) for x in evidence[c][0].tolist()], [round(x, 3) for x in evidence[c][1].tolist()])
+             for c, v in _EVIDENCE.items() if c in evidence]
     for k, i in enumerate(rows.lines.tolist()):
         lo, hi = rows.starts[k], rows.starts[k + 1]
         ranked = sorted(range(lo, hi), key=lambda j: -score[j])
@@ -132,7 +135,7 @@ def _records(ctx: Context, labels: LabelState, decisions: Decisions) -> list[Pre
             "stage": "full" if decisions.full_stage[k] else "cheap",
             "tool_calls": int(decisions.tool_calls[k]),
             "propagation": labels.label[i],
-            "speaker": {v: round(float(evidence[c][0][k]), 3) for c, v in _EVIDENCE.items() if c in evidence},
+            "speaker": {v: first[k] for v, first, _ in shown},
         }
         if parts[i] > 1:
             ev["speakers_in_subtitle"] = int(parts[i])  # words of several speakers: named "A/B"
@@ -141,7 +144,7 @@ def _records(ctx: Context, labels: LabelState, decisions: Decisions) -> list[Pre
         if i in drama.mended_lines:
             ev["mended"] = drama.mended_lines[i]  # what the loader repaired in this line (MEND_KINDS)
         if runner is not None and runner == ctx.classes[second_cls[k]]:
-            ev["runner_up"] = {v: round(float(evidence[c][1][k]), 3) for c, v in _EVIDENCE.items() if c in evidence}
+            ev["runner_up"] = {v: second[k] for v, _, second in shown}
         if group_size[k]:
             ev["group_stage"] = {"group_lines": int(group_size[k]), "probability": round(confidence, 4),
                                  "line_stage_speaker": ctx.classes[rows.cls[decisions.best_row[k]]]}

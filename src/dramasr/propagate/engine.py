@@ -108,8 +108,9 @@ class _Engine:
         self.code[idx] = code
         # a line a round both propagated and put in a cluster is labelled twice: the
         # character it leaves is active only where its remaining lines (or faces) say so
-        for left in np.unique(before[(before >= 0) & (before != code)]).tolist():
-            self._recount(left)
+        left = before[(before >= 0) & (before != code)]
+        for c in np.unique(left).tolist() if len(left) else ():
+            self._recount(c)
         self.is_seed[idx] = seed
         self.stage[idx] = stage
         self.threshold[idx] = threshold

@@ -4,12 +4,11 @@ over a line's candidates (a softmax over propagation's candidates plus OTHER).
 Learned with scikit-learn's HistGradientBoostingClassifier, then exported to plain arrays
 (npz), so the shipped file loads offline, without pickle and with any scikit-learn version.
 
-Scoring runs the trees in ONNX Runtime (compiled, multi-threaded): each ensemble's arrays
-are turned, at load, into an ONNX `TreeEnsembleRegressor` graph (a protobuf, no pickle)
-with double thresholds that outputs the leaf each row reaches in each tree, and the leaf
-values are then summed here exactly as the numpy traversal (`reference_decision_function`)
-sums them, so the scores are bit for bit the same as before (ONNX Runtime would sum the
-leaf values itself only in float32).
+Scoring walks the trees in a compiled kernel (numba, rows split across the cores) that
+finds the leaf each row reaches in each tree, comparing `x <= threshold` in float64 as
+scikit-learn does (NaN to the side `missing_left` says); the leaf values are then summed
+here exactly as the numpy traversal (`reference_decision_function`) sums them, so the
+scores are bit for bit the same.
 """
 
 from __future__ import annotations
@@ -23,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numba import njit, prange
 
 from dramasr.errors import DramaError
-from dramasr.runtime import cores
 
 FORMAT_VERSION = 1
 
@@ -68,67 +67,26 @@ class TreeEnsemble:
             roots=np.asarray(roots, np.int32), **{k: np.concatenate(v) for k, v in parts.items()},
         )
 
-    _session: Any = field(default=None, init=False, repr=False, compare=False)  # ONNX Runtime, built on first use
-
     def tree_of_node(self) -> np.ndarray:
         """Per node, the tree it belongs to."""
         return np.repeat(np.arange(len(self.roots)), np.diff(np.append(self.roots, len(self.feature))))
 
-    def to_onnx(self, n_features: int) -> Any:  # -> onnx.ModelProto
-        """The ensemble as an ONNX graph (ai.onnx.ml TreeEnsembleRegressor, opset 3) that maps
-        X [rows, n_features] (double) to the global node index of the leaf each row reaches in
-        each tree, [rows, trees] (float32: exact for indices below 2**24). Thresholds are kept
-        as doubles (`nodes_values_as_tensor`), so every split compares exactly as the numpy
-        traversal does: `x <= threshold`, NaN to the side `missing_left` says."""
-        from onnx import TensorProto, helper, numpy_helper
-
-        if len(self.feature) >= 2**24:
-            raise ValueError("too many nodes for leaf indices in float32")
-        tree = self.tree_of_node()
-        local = np.arange(len(self.feature)) - self.roots[tree]
-        leaf = self.is_leaf
-        node = helper.make_node(
-            "TreeEnsembleRegressor", ["X"], ["leaf"], domain="ai.onnx.ml",
-            n_targets=len(self.roots), aggregate_function="SUM", post_transform="NONE",
-            nodes_treeids=tree.tolist(), nodes_nodeids=local.tolist(),
-            nodes_featureids=np.where(leaf, 0, self.feature).tolist(),
-            nodes_modes=["LEAF" if x else "BRANCH_LEQ" for x in leaf.tolist()],
-            nodes_values_as_tensor=numpy_helper.from_array(np.where(leaf, 0.0, self.threshold).astype(np.float64)),
-            nodes_truenodeids=np.where(leaf, 0, self.left - self.roots[tree]).tolist(),
-            nodes_falsenodeids=np.where(leaf, 0, self.right - self.roots[tree]).tolist(),
-            nodes_missing_value_tracks_true=np.where(leaf, False, self.missing_left).astype(np.int64).tolist(),
-            # one target per tree; a leaf "weighs" its own global node index
-            target_treeids=tree[leaf].tolist(), target_nodeids=local[leaf].tolist(), target_ids=tree[leaf].tolist(),
-            target_weights_as_tensor=numpy_helper.from_array(np.flatnonzero(leaf).astype(np.float64)),
-        )
-        graph = helper.make_graph(
-            [node], "dramasr_trees", [helper.make_tensor_value_info("X", TensorProto.DOUBLE, [None, n_features])],
-            [helper.make_tensor_value_info("leaf", TensorProto.FLOAT, [None, len(self.roots)])])
-        opsets = [helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)]
-        return helper.make_model(graph, opset_imports=opsets)
-
     def leaves(self, X: np.ndarray) -> np.ndarray:
-        """[rows, trees] global node index of the leaf each row reaches in each tree (ONNX Runtime)."""
-        X = np.ascontiguousarray(X, np.float64)
-        if self._session is None or self._session[0] != X.shape[1]:
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = cores()
-            options.inter_op_num_threads = 1
-            # no busy-waiting between calls: the voice-model fits and BLAS share the cores
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            session = ort.InferenceSession(self.to_onnx(X.shape[1]).SerializeToString(), options,
-                                           providers=["CPUExecutionProvider"])
-            self._session = (X.shape[1], session)
-        return self._session[1].run(None, {"X": X})[0].astype(np.int32)  # (to_onnx checks they fit)
+        """[rows, trees] global node index of the leaf each row reaches in each tree."""
+        X = np.ascontiguousarray(X)
+        if X.dtype not in (np.float32, np.float64):
+            X = X.astype(np.float64)
+        out = np.empty((len(X), len(self.roots)), np.int32)
+        if len(X):
+            _walk(X, self.roots, self.feature, self.threshold, self.left, self.right, self.missing_left,
+                  self.is_leaf, out)
+        return out
 
     def decision_function(self, X: np.ndarray, chunk: int = 4096) -> np.ndarray:
         """Raw logit per row (the same as the scikit-learn model's), bit for bit the same as
-        `reference_decision_function`: the leaves found by ONNX Runtime, their values summed
-        in the same order (numpy's sum over a row's trees, then the baseline added). X is
-        converted to float64 a chunk at a time (the whole matrix in float64 is 0.4 GB on a
-        50K-line drama; a chunk, its leaves and their values ~20 MB)."""
+        `reference_decision_function`: the leaves found by the compiled walk, their values
+        summed in the same order (numpy's sum over a row's trees, then the baseline added),
+        a chunk of rows at a time (a chunk's leaves and their values ~10 MB)."""
         out = np.full(len(X), self.baseline)
         for lo in range(0, len(X), chunk):
             out[lo:lo + chunk] += self.value[self.leaves(X[lo:lo + chunk])].sum(1)
@@ -168,6 +126,21 @@ class TreeEnsemble:
         kw = {k: np.asarray(arrays[f"{prefix}{k}"]) for k in (
             "feature", "threshold", "left", "right", "missing_left", "is_leaf", "value", "roots")}
         return cls(baseline=float(arrays[f"{prefix}baseline"][0]), **kw)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _walk(X, roots, feature, threshold, left, right, missing_left, is_leaf, out):  # pragma: no cover - compiled
+    for r in prange(X.shape[0]):
+        for t in range(roots.shape[0]):
+            node = roots[t]
+            while not is_leaf[node]:
+                x = X[r, feature[node]]
+                if x != x:  # NaN
+                    go_left = missing_left[node]
+                else:
+                    go_left = np.float64(x) <= threshold[node]
+                node = left[node] if go_left else right[node]
+            out[r, t] = node
 
 
 @dataclass
