@@ -43,6 +43,7 @@ VOICE_MODEL_FOLDS = 4  # cross-fitting folds of the voice model
 # another label than the last fit was given; below it the last fit is read again (issue 23)
 VOICE_REFIT_SHARE = 0.02
 BLOCK_ROWS = 1024  # rows of a block of similarities: keeps blocks and BLAS calls small
+ENTRIES_APART = 1 << 22  # similarities to compute from which `_compute_entries` shares classes out among threads
 
 
 @dataclass(frozen=True, eq=False)
@@ -318,26 +319,53 @@ def _mark_global_top(unit: np.ndarray, old: np.ndarray, label: np.ndarray, kth: 
 def _compute_entries(unit: np.ndarray, label: np.ndarray, lines: np.ndarray, classes: np.ndarray, top: np.ndarray,
                      best: np.ndarray, kth: np.ndarray) -> None:
     """top / best / kth of the entries (lines[j], classes[j]) (distinct, sorted by line within
-    a class) from the class's lines under `label`, class by class."""
+    a class) from the class's lines under `label`, class by class. On several cores the
+    classes are shared out among threads (each class's products and top-k pass whole in one
+    thread, on one BLAS thread: the same values as one thread computing them all)."""
     order = np.argsort(label, kind="stable")
     bounds = np.searchsorted(label[order], np.arange(top.shape[1] + 1))
     by_class = np.argsort(classes, kind="stable")
+    jobs = []
     for c, first, count in zip(*np.unique(classes[by_class], return_index=True, return_counts=True), strict=True):
         rows = lines[by_class[first:first + count]]
         members = order[bounds[c]:bounds[c + 1]]  # ascending: a stable sort keeps line order
         if not len(members):  # the class holds no line
             top[rows, c], best[rows, c], kth[rows, c] = 0.0, 0.0, FEWER
-            continue
-        member_unit = np.ascontiguousarray(unit[members])
-        step = max(1, (BLOCK_ROWS * 4096) // len(members))  # rows per product: at most ~4M values
-        for a in range(0, len(rows), step):
-            part = rows[a:a + step]
-            sims = unit[part] @ member_unit.T
-            hit = np.searchsorted(members, part)
-            mine = (hit < len(members)) & (members[np.minimum(hit, len(members) - 1)] == part)
-            sims[np.flatnonzero(mine), hit[mine]] = -2.0  # a line is no evidence for itself
-            got = segment_top_mean(sims, np.array([0, len(members)]), TOP_K)
-            top[part, c], best[part, c], kth[part, c] = got.mean[:, 0], got.best[:, 0], got.kth[:, 0]
+        else:
+            jobs.append((int(c), rows, members))
+    workers = min(cores(), len(jobs))
+    if workers < 2 or sum(len(rows) * len(members) for _, rows, members in jobs) < ENTRIES_APART:
+        for c, rows, members in jobs:
+            _class_entries(unit, c, rows, members, top, best, kth, parallel=True)
+        return
+    shares: list[list[tuple[int, np.ndarray, np.ndarray]]] = [[] for _ in range(workers)]
+    load = [0] * workers
+    for job in sorted(jobs, key=lambda j: -len(j[1]) * len(j[2])):  # largest first, to the least loaded
+        w = load.index(min(load))
+        shares[w].append(job)
+        load[w] += len(job[1]) * len(job[2])
+
+    def run(share: list[tuple[int, np.ndarray, np.ndarray]]) -> None:
+        for c, rows, members in share:
+            _class_entries(unit, c, rows, members, top, best, kth, parallel=False)
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(run, shares))
+
+
+def _class_entries(unit: np.ndarray, c: int, rows: np.ndarray, members: np.ndarray, top: np.ndarray,
+                   best: np.ndarray, kth: np.ndarray, parallel: bool) -> None:
+    """top / best / kth of the entries (rows, c) from the class's lines `members` (ascending)."""
+    member_unit = np.ascontiguousarray(unit[members])
+    step = max(1, (BLOCK_ROWS * 4096) // len(members))  # rows per product: at most ~4M values
+    for a in range(0, len(rows), step):
+        part = rows[a:a + step]
+        sims = unit[part] @ member_unit.T
+        hit = np.searchsorted(members, part)
+        mine = (hit < len(members)) & (members[np.minimum(hit, len(members) - 1)] == part)
+        sims[np.flatnonzero(mine), hit[mine]] = -2.0  # a line is no evidence for itself
+        got = segment_top_mean(sims, np.array([0, len(members)]), TOP_K, parallel=parallel)
+        top[part, c], best[part, c], kth[part, c] = got.mean[:, 0], got.best[:, 0], got.kth[:, 0]
 
 
 def seed_best_of(unit: np.ndarray, seeds: np.ndarray, seed_class: np.ndarray, lines: np.ndarray,

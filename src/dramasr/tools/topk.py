@@ -30,44 +30,53 @@ FEWER = np.float32(-3.0)  # the k-th value of a segment with fewer than k valid 
 ROUNDING = np.float32(1e-5)
 
 
+@njit(cache=True, nogil=True)
+def _segment_top_row(sims, bounds, k, mean, best, count, kth, r, top):  # pragma: no cover - compiled
+    for s in range(bounds.shape[0] - 1):
+        filled = 0
+        valid = 0
+        for j in range(bounds[s], bounds[s + 1]):
+            v = sims[r, j]
+            if v > INVALID:
+                valid += 1
+            if filled < k:
+                p = filled
+                filled += 1
+            elif v > top[k - 1]:
+                p = k - 1
+            else:
+                continue
+            while p > 0 and top[p - 1] < v:
+                top[p] = top[p - 1]
+                p -= 1
+            top[p] = v
+        total = np.float32(0.0)
+        kept = 0
+        for q in range(filled):
+            if top[q] > INVALID:
+                total += top[q]
+                kept += 1
+        if kept > 0:
+            mean[r, s] = total / kept
+            best[r, s] = top[0]
+        else:
+            mean[r, s] = 0.0
+            best[r, s] = 0.0
+        count[r, s] = valid
+        kth[r, s] = top[k - 1] if kept == k else FEWER
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def _segment_top(sims, bounds, k, mean, best, count, kth):  # pragma: no cover - compiled
-    rows = sims.shape[0]
-    segments = bounds.shape[0] - 1
-    for r in prange(rows):
-        top = np.empty(k, np.float32)
-        for s in range(segments):
-            filled = 0
-            valid = 0
-            for j in range(bounds[s], bounds[s + 1]):
-                v = sims[r, j]
-                if v > INVALID:
-                    valid += 1
-                if filled < k:
-                    p = filled
-                    filled += 1
-                elif v > top[k - 1]:
-                    p = k - 1
-                else:
-                    continue
-                while p > 0 and top[p - 1] < v:
-                    top[p] = top[p - 1]
-                    p -= 1
-                top[p] = v
-            total = np.float32(0.0)
-            kept = 0
-            for q in range(filled):
-                if top[q] > INVALID:
-                    total += top[q]
-                    kept += 1
-            if kept > 0:
-                mean[r, s] = total / kept
-                best[r, s] = top[0]
-            else:
-                mean[r, s] = 0.0
-                best[r, s] = 0.0
-            count[r, s] = valid
-            kth[r, s] = top[k - 1] if kept == k else FEWER
+    for r in prange(sims.shape[0]):
+        _segment_top_row(sims, bounds, k, mean, best, count, kth, r, np.empty(k, np.float32))
+
+
+@njit(cache=True, nogil=True)
+def _segment_top_serial(sims, bounds, k, mean, best, count, kth):  # pragma: no cover - compiled
+    top = np.empty(k, np.float32)
+    for r in range(sims.shape[0]):
+        _segment_top_row(sims, bounds, k, mean, best, count, kth, r, top)
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -138,15 +147,18 @@ class SegmentTop:
     kth: np.ndarray
 
 
-def segment_top_mean(sims: np.ndarray, bounds: np.ndarray, k: int) -> SegmentTop:
+def segment_top_mean(sims: np.ndarray, bounds: np.ndarray, k: int, parallel: bool = True) -> SegmentTop:
     """The k largest valid values (not below INVALID) of each row of `sims` (float32 [R, W])
-    in each column segment [bounds[s], bounds[s+1])."""
+    in each column segment [bounds[s], bounds[s+1]). `parallel`: rows split across the
+    cores; False for a caller that runs several of these side by side in its own threads
+    (the same values either way)."""
     sims = np.ascontiguousarray(sims, dtype=np.float32)
     bounds = np.ascontiguousarray(bounds, dtype=np.int64)
     shape = (sims.shape[0], len(bounds) - 1)
     out = SegmentTop(*(np.empty(shape, np.float32) for _ in range(4)))
     if shape[0] and shape[1]:
-        _segment_top(sims, bounds, int(k), out.mean, out.best, out.count, out.kth)
+        kernel = _segment_top if parallel else _segment_top_serial
+        kernel(sims, bounds, int(k), out.mean, out.best, out.count, out.kth)
     return out
 
 
