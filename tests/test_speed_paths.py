@@ -387,3 +387,22 @@ def test_voice_model_refitted_only_when_enough_lines_moved(synthetic):
     refit = many.labels.voice_model
     assert refit is not first
     np.testing.assert_array_equal(refit, build_voice_model(many.tables, many.label_class))
+
+
+def test_compiled_top_two_picks_as_a_stable_sort_does():
+    """Best row = the first of a line's highest scores (what a stable sort by -score puts
+    first, ties included), runner-up = the next score in that order."""
+    from dramasr.reason.model import top_two
+
+    rng = np.random.default_rng(5)
+    for trial in range(200):
+        counts = rng.integers(1, 7, rng.integers(1, 40))
+        starts = np.concatenate([[0], np.cumsum(counts)])
+        score = (rng.integers(0, 4, starts[-1]) / 4 if trial % 2 else rng.random(starts[-1])).astype(np.float32)
+        line_of_row = np.repeat(np.arange(len(counts)), counts)
+        order = np.lexsort((-score, line_of_row))
+        best_row, best, second = top_two(score, starts)
+        np.testing.assert_array_equal(best_row, order[starts[:-1]])
+        np.testing.assert_array_equal(best, score[order[starts[:-1]]])
+        expect = np.where(counts > 1, score[order[np.minimum(starts[:-1] + 1, len(score) - 1)]], 0.0)
+        np.testing.assert_array_equal(second, expect)

@@ -10,8 +10,6 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from dramasr.propagate.kernels import top_mean
-
 BLOCK_ELEMENTS = 1 << 23  # similarity values per block (32 MiB of float32)
 
 
@@ -41,8 +39,7 @@ def top_pool(sims: np.ndarray, width: int) -> np.ndarray:
 
 def topk_mean(emb: np.ndarray, rows: np.ndarray, refs: np.ndarray, k: int,
               exclude_self: bool = False) -> np.ndarray:
-    """Mean of the k highest similarities of each row line to the reference lines (blockwise,
-    compiled: `kernels.top_mean`, whose sum may differ from `mean_of_top`'s in the last bit)."""
+    """Mean of the k highest similarities of each row line to the reference lines (blockwise)."""
     out = np.empty(len(rows), np.float32)
     if len(rows) == 0:
         return out
@@ -54,7 +51,7 @@ def topk_mean(emb: np.ndarray, rows: np.ndarray, refs: np.ndarray, k: int,
             pos_c = np.minimum(pos, len(refs) - 1)
             hit = np.nonzero(refs[pos_c] == rows[blk])[0]
             sims[hit, pos_c[hit]] = 0.0
-        out[blk] = top_mean(sims, k)
+        out[blk] = mean_of_top(sims, k)
     return out
 
 

@@ -128,13 +128,12 @@ def base_columns(ctx: Context, rows: PairRows) -> dict[str, np.ndarray]:
     columns = dict(with_propagation_columns(ctx, rows).propagation or {})
     lines = ctx.drama.lines
     duration = lines.duration.astype(np.float32)
-    text_len = np.fromiter((len(t) for t in lines.text), np.float32, len(lines))
     narration = [k for k, name in enumerate(ctx.classes) if NARRATION_MARK in name]
     columns.update({
         "is_other": (rows.cls == ctx.other).astype(np.float32),
         "is_current": (ctx.label_class[rows.line] == rows.cls).astype(np.float32),
         "duration_s": duration[rows.line],
-        "text_len": text_len[rows.line],
+        "text_len": ctx.tables.text_length[rows.line],
         # several speakers in one subtitle: no single named character is its speaker
         "speech_parts": ctx.tables.speech_parts[rows.line],
         # the narrator is offered on every line (no face gates it): a candidate of its own kind

@@ -255,17 +255,31 @@ def normalise(prob: np.ndarray, starts: np.ndarray) -> np.ndarray:
 
 
 def top_two(score: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per line: row of the best candidate, its score, the runner-up's score (0 if none)."""
-    n_lines = len(starts) - 1
-    counts = np.diff(starts)
-    line_of_row = np.repeat(np.arange(n_lines), counts)
-    # sort rows by (line, -score): the first row of each line is its best
-    order = np.lexsort((-score, line_of_row))
-    best_row = order[starts[:-1]]
-    second = np.zeros(n_lines)
-    has_two = counts > 1
-    second[has_two] = score[order[starts[:-1][has_two] + 1]]
+    """Per line: row of the best candidate (the first of its highest scores; NaN ranks below
+    every number), its score, the runner-up's score (the best of the other rows; 0 if none)."""
+    score = np.ascontiguousarray(score)
+    starts = np.ascontiguousarray(starts, dtype=np.int64)
+    best_row = np.empty(len(starts) - 1, np.int64)
+    second = np.zeros(len(starts) - 1)
+    _top_two(score, starts, best_row, second)
     return best_row, score[best_row], second
+
+
+@njit(cache=True, nogil=True)
+def _top_two(score, starts, best_row, second):  # pragma: no cover - compiled
+    for line in range(starts.shape[0] - 1):
+        lo, hi = starts[line], starts[line + 1]
+        best = lo
+        for r in range(lo + 1, hi):
+            if score[r] > score[best] or (score[best] != score[best] and score[r] == score[r]):
+                best = r
+        best_row[line] = best
+        if hi - lo > 1:
+            runner = np.nan
+            for r in range(lo, hi):
+                if r != best and (runner != runner or score[r] > runner):
+                    runner = score[r]
+            second[line] = runner
 
 
 def select(values: Sequence[str], names: Sequence[str]) -> list[int]:

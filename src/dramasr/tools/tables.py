@@ -179,6 +179,12 @@ class DramaTables:
         return np.fromiter((t.rstrip().endswith(("?", "？", "吗", "呢")) for t in text), bool, len(text))
 
     @cached_property
+    def text_length(self) -> np.ndarray:
+        """float32 [N]: characters in each line's text."""
+        texts = self.drama.lines.text
+        return np.fromiter((len(t) for t in texts), np.float32, len(texts))
+
+    @cached_property
     def speech_parts(self) -> np.ndarray:
         """Per line: how many speakers' words it holds (`data.model.speech_parts`)."""
         from dramasr.data.model import speech_parts
