@@ -122,8 +122,9 @@ class DramaTables:
 
     @cached_property
     def cohort(self) -> CohortStats:
-        """Label-free: `attribute` builds it beside propagation (`cohort_aside`), which leaves
-        part of the cores idle; here it is then only waited for."""
+        """Label-free: `attribute` starts it in a thread before propagation (whose rounds leave
+        part of the cores idle) and hands it over in `Context.build`; here it is then only
+        waited for."""
         if self._cohort_aside is not None:
             return self._cohort_aside.result()
         from dramasr.tools.audio_sim import build_cohort_stats
