@@ -30,13 +30,6 @@ def blocks(n_rows: int, n_cols: int) -> Iterator[slice]:
         yield slice(lo, min(n_rows, lo + step))
 
 
-def top_pool(sims: np.ndarray, width: int) -> np.ndarray:
-    """The `width` largest values of each row, sorted descending (rows x width)."""
-    if sims.shape[1] > width:
-        sims = np.partition(sims, sims.shape[1] - width, axis=1)[:, -width:]
-    return -np.sort(-sims, axis=1)
-
-
 def topk_mean(emb: np.ndarray, rows: np.ndarray, refs: np.ndarray, k: int,
               exclude_self: bool = False) -> np.ndarray:
     """Mean of the k highest similarities of each row line to the reference lines (blockwise)."""

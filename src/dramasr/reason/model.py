@@ -67,10 +67,6 @@ class TreeEnsemble:
             roots=np.asarray(roots, np.int32), **{k: np.concatenate(v) for k, v in parts.items()},
         )
 
-    def tree_of_node(self) -> np.ndarray:
-        """Per node, the tree it belongs to."""
-        return np.repeat(np.arange(len(self.roots)), np.diff(np.append(self.roots, len(self.feature))))
-
     def leaves(self, X: np.ndarray) -> np.ndarray:
         """[rows, trees] global node index of the leaf each row reaches in each tree."""
         X = np.ascontiguousarray(X)
