@@ -24,7 +24,7 @@ SMALL = {"max_iter": 15, "learning_rate": 0.2, "max_leaf_nodes": 7, "min_samples
 QUICK = replace(DEFAULT_SETTINGS, tree_params=SMALL)  # small trees: tests fit in seconds
 
 
-def _dialogue(n_scenes: int = 12, seed: int = 0, faces: bool = True, dim: int = 16, noise: float = 0.9):
+def _dialogue(n_scenes: int = 12, seed: int = 0, faces: bool = True, dim: int = 16):
     """Two speakers alternating; voices are noisy clusters; each one's face is seen while
     speaking; propagation's labels are right except for a flipped fifth."""
     rng = np.random.default_rng(seed)
@@ -37,7 +37,7 @@ def _dialogue(n_scenes: int = 12, seed: int = 0, faces: bool = True, dim: int = 
             who = A if k % 2 == 0 else B
             start = t0 + 2.0 * k
             lines.append((episode, start, start + 1.5, who, "秉义你说" if who == B and k == 1 else "嗯"))
-            voices.append(centre[who] + noise * rng.normal(size=dim))
+            voices.append(centre[who] + 0.9 * rng.normal(size=dim))
             if faces:
                 face_specs.append((episode, start + 0.5, start + 0.5, who, 0.8))
     drama = make_drama(lines, face_specs, cast=[A, B], embeddings=np.asarray(voices, np.float32))

@@ -119,8 +119,6 @@ def _records(ctx: Context, labels: LabelState, decisions: Decisions) -> list[Pre
     second_cls = rows.cls[second_row]
     group_size = decisions.group_size if decisions.group_size is not None else np.zeros(n_lines, np.int32)
     has_voice = drama.lines.has_voice
-    blended = decisions.drama_blended if decisions.drama_blended is not None else np.zeros(n_lines, bool)
-    line_stage = decisions.line_stage_class if decisions.line_stage_class is not None else np.zeros(n_lines, np.int32)
     # each evidence column as rounded Python floats, once (not a numpy scalar per line and column)
     shown = [(v, [round(x, 3) for x in evidence[c][0].tolist()], [round(x, 3) for x in evidence[c][1].tolist()])
              for c, v in _EVIDENCE.items() if c in evidence]
@@ -147,9 +145,6 @@ def _records(ctx: Context, labels: LabelState, decisions: Decisions) -> list[Pre
             ev["mended"] = drama.mended_lines[i]  # what the loader repaired in this line (MEND_KINDS)
         if runner is not None and runner == ctx.classes[second_cls[k]]:
             ev["runner_up"] = {v: second[k] for v, _, second in shown}
-        if blended[k]:
-            ev["drama_stage"] = {"examples": decisions.drama_examples,
-                                 "line_stage_speaker": ctx.classes[line_stage[k]]}
         if group_size[k]:
             ev["group_stage"] = {"group_lines": int(group_size[k]), "probability": round(confidence, 4),
                                  "line_stage_speaker": ctx.classes[rows.cls[decisions.best_row[k]]]}

@@ -31,7 +31,7 @@ from dramasr.reason.features import PairRows, candidate_pairs, feature_table
 from dramasr.reason.groups import FEATURES as GROUP_FEATURES
 from dramasr.reason.groups import TOOLS as GROUP_TOOLS
 from dramasr.reason.groups import GroupRows, group_rows, group_targets, without_faces
-from dramasr.reason.model import AttributionModel, DramaStage, Stage, TreeEnsemble, normalise, top_two
+from dramasr.reason.model import AttributionModel, Stage, TreeEnsemble, normalise, top_two
 from dramasr.tools import Context, LabelState
 
 log = logging.getLogger(__name__)
@@ -74,9 +74,6 @@ class TrainingSettings:
     # group stage left alone in the context of its decisions
     final_pass: bool = True
     refine_folds: int = 4  # episode blocks for the out-of-fold first-pass labels the refinement stages read
-    # last, trees fitted on each drama's own sure lines re-score its unsure ones (None: no such stage);
-    # fitted at attribution time, so training only records its settings
-    drama_stage: DramaStage | None = field(default_factory=DramaStage)
 
 
 DEFAULT_SETTINGS = TrainingSettings()
@@ -204,7 +201,7 @@ def fit_model(train_set: TrainingSet, settings: TrainingSettings = DEFAULT_SETTI
             "group_block_episodes": list(settings.group_block_episodes),
             "line_run_episodes": list(train_set.line_runs)}
     return AttributionModel(cheap, full, settings.margin_threshold, settings.passes, info, refine_cheap, refine_full,
-                            train_set.groups, settings.group_threshold, settings.final_pass, settings.drama_stage)
+                            train_set.groups, settings.group_threshold, settings.final_pass)
 
 
 def train(dramas: Sequence[Drama], states: Sequence[LabelState], settings: TrainingSettings = DEFAULT_SETTINGS,

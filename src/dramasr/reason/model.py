@@ -16,10 +16,9 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -149,30 +148,6 @@ class Stage:
     trees: TreeEnsemble
 
 
-@dataclass(frozen=True)
-class DramaStage:
-    """Settings of the drama stage (`dramasr.reason.adapt`), kept in the model file and chosen
-    on the training dramas."""
-
-    confidence: float = 0.9  # lines at least this sure are the drama's examples
-    weight: float = 0.3  # the drama trees' share of an unsure line's score
-    max_lines: int = 20000  # examples drawn at most (a fixed draw), to bound the fit's time
-    min_lines: int = 200  # fewer sure lines than this, or no unsure ones: the stage does nothing
-    tree_params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({
-        "max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 40,
-        "l2_regularization": 1.0, "early_stopping": False, "random_state": 0,
-    }))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"confidence": self.confidence, "weight": self.weight, "max_lines": self.max_lines,
-                "min_lines": self.min_lines, "tree_params": dict(self.tree_params)}
-
-    @classmethod
-    def from_json(cls, spec: Mapping[str, Any]) -> DramaStage:
-        return cls(float(spec["confidence"]), float(spec["weight"]), int(spec["max_lines"]),
-                   int(spec["min_lines"]), MappingProxyType(dict(spec["tree_params"])))
-
-
 @dataclass
 class AttributionModel:
     """A cheap stage (always run) and a full stage (run where the cheap margin is low).
@@ -185,8 +160,6 @@ class AttributionModel:
     group whose best candidate scores above `group_threshold` is given to it (absent: no
     group stage). `final_pass`: then one more pass with the last pass's stages re-reads
     every line the group stage did not decide, in the context of its decisions.
-    `drama_stage`: last, trees fitted on the drama's own sure lines re-score its unsure
-    ones (`dramasr.reason.adapt`; absent: no drama stage).
     """
 
     cheap: Stage
@@ -199,7 +172,6 @@ class AttributionModel:
     groups: Stage | None = None  # the group stage (`dramasr.reason.groups`), after the last pass
     group_threshold: float = 0.5
     final_pass: bool = False  # after the group stage, one more pass over the lines it left alone
-    drama_stage: DramaStage | None = None  # then trees fitted on the drama's sure lines (`reason.adapt`)
 
     def stages(self, pass_index: int) -> tuple[Stage, Stage]:
         """(cheap, full) stages of the pass_index-th pass (0-based)."""
@@ -221,7 +193,6 @@ class AttributionModel:
         meta = {
             "format_version": FORMAT_VERSION, "margin_threshold": self.margin_threshold, "passes": self.passes,
             "group_threshold": self.group_threshold, "final_pass": self.final_pass,
-            "drama_stage": self.drama_stage.to_json() if self.drama_stage is not None else None,
             "stages": {name: {"tools": st.tools, "feature_names": st.feature_names}
                        for name, st in self._named_stages()},
             "info": self.info,
@@ -253,14 +224,12 @@ class AttributionModel:
                                 TreeEnsemble.from_arrays(arrays, f"{name}_"))
                     for name, spec in meta["stages"].items()
                 }
-                drama = DramaStage.from_json(meta["drama_stage"]) if meta.get("drama_stage") else None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError) as exc:
             raise DramaError(f"cannot read attribution model: {exc}", file=path,
                              hint="pass a file written by `dramasr train`") from exc
         return cls(stages["cheap"], stages["full"], float(meta["margin_threshold"]), int(meta["passes"]),
                    meta.get("info", {}), stages.get("refine_cheap"), stages.get("refine_full"), stages.get("groups"),
-                   float(meta.get("group_threshold", 0.5)), bool(meta.get("final_pass", False)),
-                   drama)
+                   float(meta.get("group_threshold", 0.5)), bool(meta.get("final_pass", False)))
 
 
 def default_model_path() -> Path:

@@ -15,7 +15,6 @@ import numpy as np
 
 from dramasr.data.model import NARRATION_MARK, NEW_CHARACTER_PREFIX, OTHER, SPEAKER_SEPARATOR
 from dramasr.progress import Progress
-from dramasr.reason.adapt import drama_blend
 from dramasr.reason.features import PairRows, candidate_pairs, feature_matrix, with_propagation_columns
 from dramasr.reason.groups import FEATURES as GROUP_FEATURES
 from dramasr.reason.groups import group_decisions, group_rows
@@ -42,9 +41,6 @@ class Decisions:
     passes: int
     group_size: np.ndarray | None = None  # int32 [L]: size of the new-character group that decided the line, 0: none
     group_probability: np.ndarray | None = None  # float [L]: the group stage's probability of its speaker
-    drama_blended: np.ndarray | None = None  # bool [L]: the drama stage re-scored the line
-    line_stage_class: np.ndarray | None = None  # int32 [L]: the line stages' answer before the drama stage
-    drama_examples: int = 0  # sure lines the drama stage was fitted on
 
 
 def stage_scores(ctx: Context, rows: PairRows, stage: Stage, block_lines: int = BLOCK_LINES) -> np.ndarray:
@@ -147,8 +143,7 @@ def run_policy(ctx: Context, model: AttributionModel, *, passes: int | None = No
     lines = np.flatnonzero(~ctx.state.is_seed)
     decisions: Decisions | None = None
     rows = candidate_pairs(ctx, lines)  # candidates come from propagation: the same every pass
-    # line passes, groups, final pass, drama stage
-    steps = max(passes, 1) + (2 if model.groups is not None else 0) + (model.drama_stage is not None)
+    steps = max(passes, 1) + (2 if model.groups is not None else 0)  # line passes, groups, final pass
     for p in range(max(passes, 1)):
         if hook:
             hook(f"reasoning pass {p + 1} of {max(passes, 1)}", p, steps)
@@ -170,10 +165,6 @@ def run_policy(ctx: Context, model: AttributionModel, *, passes: int | None = No
             ctx = ctx.relabel(decisions.labels, replace=True)
             return_freed_memory()
             decisions = _final_pass(ctx, model, rows, max(passes, 1), threshold, decisions)
-    if model.drama_stage is not None:
-        if hook:
-            hook("drama stage", steps - 1, steps)
-        decisions = drama_stage(ctx, model, decisions)
     if hook:
         hook("reasoning done", steps, steps)
     return ctx, decisions
@@ -216,33 +207,6 @@ def _final_pass(ctx: Context, model: AttributionModel, rows: PairRows, p: int, t
     )
 
 
-def drama_stage(ctx: Context, model: AttributionModel, decisions: Decisions) -> Decisions:
-    """The drama stage (`dramasr.reason.adapt`) after the last pass: the unsure lines the
-    group stage left alone re-scored with trees fitted on the drama's sure lines."""
-    assert model.drama_stage is not None
-    rows = decisions.rows
-    grouped = decisions.group_size > 0 if decisions.group_size is not None else np.zeros(len(rows.lines), bool)
-    _, full = model.stages(max(model.passes, 1))
-    blend = drama_blend(ctx, rows, decisions.score, decisions.confidence, grouped, full, model.drama_stage)
-    if blend is None:
-        return replace(decisions, drama_blended=np.zeros(len(rows.lines), bool))
-    unsure = blend.unsure
-    best_row, best, second = top_two(blend.score, rows.starts)
-    names = speaker_names(ctx, rows.lines, rows.cls[best_row], rows, blend.score)
-    labels = list(decisions.labels)
-    for i, name in zip(rows.lines[unsure].tolist(), np.asarray(names, object)[unsure].tolist(), strict=True):
-        labels[i] = name
-    full_calls = len(set(model.cheap.tools) | set(full.tools))
-    return replace(
-        decisions, labels=labels, score=blend.score, best_row=np.where(unsure, best_row, decisions.best_row),
-        confidence=np.where(unsure, best, decisions.confidence),
-        runner_up_score=np.where(unsure, second, decisions.runner_up_score),
-        full_stage=decisions.full_stage | unsure,
-        tool_calls=np.where(unsure, np.maximum(decisions.tool_calls, full_calls), decisions.tool_calls),
-        drama_blended=unsure, drama_examples=blend.examples, line_stage_class=rows.cls[decisions.best_row],
-    )
-
-
 def resolve_groups(ctx: Context, stage: Stage, threshold: float, decisions: Decisions) -> Decisions:
     """The group stage (`dramasr.reason.groups`) over the new-character groups of `ctx`'s
     labels (the last pass's): each group whose best candidate passes the threshold is given to it."""
@@ -265,5 +229,5 @@ def resolve_groups(ctx: Context, stage: Stage, threshold: float, decisions: Deci
     return replace(decisions, group_size=size, group_probability=probability)
 
 
-__all__ = ["Decisions", "drama_stage", "policy_scores", "resolve_groups", "run_policy", "scored_labels", "stage_scores",
+__all__ = ["Decisions", "policy_scores", "resolve_groups", "run_policy", "scored_labels", "stage_scores",
            "speaker_names", "subset_rows"]
