@@ -291,3 +291,15 @@ def test_voice_cluster_ties_a_new_character_cluster_to_the_character_it_sounds_l
     assert extra[A]["cluster_face_share"] == 0.0 and extra[A]["cluster_best_voice"] < 0.3
     outside = TOOLS["voice_cluster"].call(ctx, 5, candidates=[A, B])
     assert outside.values[A]["cluster_size"] == 0.0 and "no new-character cluster" in outside.text
+
+
+def test_find_sorted_says_where_a_value_is_and_whether_it_is_there():
+    from dramasr.tools.tables import find_sorted
+
+    keys = np.array([2, 5, 9], np.int64)
+    where, found = find_sorted(keys, np.array([5, 1, 9, 10, 6], np.int64))
+    np.testing.assert_array_equal(found, [True, False, True, False, False])
+    np.testing.assert_array_equal(where[found], [1, 2])
+    assert where.max() < len(keys)  # past the end is clipped in, so keys[where] is safe
+    where, found = find_sorted(np.zeros(0, np.int64), np.array([3, 4], np.int64))
+    assert not found.any() and where.tolist() == [0, 0]

@@ -12,7 +12,7 @@ import numpy as np
 
 from dramasr.data.model import NARRATION_MARK, NEW_CHARACTER_PREFIX
 from dramasr.tools import TOOLS, Context
-from dramasr.tools.tables import CANDIDATES_READ
+from dramasr.tools.tables import CANDIDATES_READ, find_sorted
 from dramasr.tools.topk import versus_rival
 from dramasr.tools.voice_cluster import EXTRA_CANDIDATES, cluster_candidates
 
@@ -111,8 +111,8 @@ def _neighbour_scores(ctx: Context, rows: PairRows) -> dict[str, np.ndarray]:
         other = rows.line + step
         inside = (other >= lo[rows.line]) & (other < hi[rows.line])
         query = other * n_classes + rows.cls
-        pos = np.clip(np.searchsorted(keys, query), 0, max(len(keys) - 1, 0))
-        found = inside & (len(keys) > 0) & (keys[pos] == query) if len(keys) else np.zeros(len(query), bool)
+        pos, found = find_sorted(keys, query)
+        found &= inside
         out[name] = np.where(found, values[pos] if len(keys) else 0.0, 0.0).astype(np.float32)
     return out
 

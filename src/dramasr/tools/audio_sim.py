@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from dramasr.runtime import cores
 from dramasr.tools.base import Context, Tool
-from dramasr.tools.tables import DramaTables, unit_rows
+from dramasr.tools.tables import DramaTables, find_sorted, unit_rows
 from dramasr.tools.topk import FEWER, mark_stale, segment_top_mean
 
 TOP_K = 5
@@ -361,8 +361,7 @@ def _class_entries(unit: np.ndarray, c: int, rows: np.ndarray, members: np.ndarr
     for a in range(0, len(rows), step):
         part = rows[a:a + step]
         sims = unit[part] @ member_unit.T
-        hit = np.searchsorted(members, part)
-        mine = (hit < len(members)) & (members[np.minimum(hit, len(members) - 1)] == part)
+        hit, mine = find_sorted(members, part)
         sims[np.flatnonzero(mine), hit[mine]] = -2.0  # a line is no evidence for itself
         got = segment_top_mean(sims, np.array([0, len(members)]), TOP_K, parallel=parallel)
         top[part, c], best[part, c], kth[part, c] = got.mean[:, 0], got.best[:, 0], got.kth[:, 0]
@@ -382,8 +381,7 @@ def seed_best_of(unit: np.ndarray, seeds: np.ndarray, seed_class: np.ndarray, li
     for lo in range(0, len(distinct), BLOCK_ROWS * 4):
         hi = min(len(distinct), lo + BLOCK_ROWS * 4)
         sims = unit[distinct[lo:hi]] @ seed_unit
-        is_seed = np.searchsorted(seeds, distinct[lo:hi])
-        own = (is_seed < len(seeds)) & (seeds[np.minimum(is_seed, len(seeds) - 1)] == distinct[lo:hi])
+        is_seed, own = find_sorted(seeds, distinct[lo:hi])
         sims[np.flatnonzero(own), is_seed[own]] = -2.0
         here = np.flatnonzero(seeded & (row >= lo) & (row < hi))
         for c in np.unique(classes[here]).tolist():

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dramasr.tools.base import Context, Tool
-from dramasr.tools.tables import DramaTables
+from dramasr.tools.tables import DramaTables, find_sorted
 
 WINDOW_S = 5.0
 
@@ -37,9 +37,7 @@ class FaceTables:
         want = np.asarray(pair_line, np.int64) * self.n_classes + pair_class
         hits, best = np.zeros(len(want), np.float32), np.zeros(len(want), np.float32)
         near = np.full(len(want), WINDOW_S, np.float32)
-        where = np.searchsorted(self.key, want)
-        found = where < len(self.key)
-        found[found] = self.key[where[found]] == want[found]
+        where, found = find_sorted(self.key, want)
         at = where[found]
         hits[found], best[found], near[found] = self.pair_hits[at], self.pair_best[at], self.pair_near[at]
         return hits, best, near

@@ -42,6 +42,14 @@ def episode_bounds(drama: Drama) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
+def find_sorted(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each value sits in the ascending array `keys`, and whether it is there: positions
+    (clipped into the array, so they index it safely when it is not empty) and a found mask."""
+    where = np.minimum(np.searchsorted(keys, values), max(len(keys) - 1, 0))
+    found = keys[where] == values if len(keys) else np.zeros(len(values), bool)
+    return where, found
+
+
 def unit_rows(matrix: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length as float32 (an all-zero row, a line without voice, stays zero)."""
     matrix = np.asarray(matrix, np.float32)
