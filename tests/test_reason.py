@@ -371,3 +371,35 @@ def test_the_narrator_is_a_candidate_of_its_own_kind():
     is_narrator = np.array([ctx.classes[c] == NARRATION_MARK for c in rows.cls])
     assert is_narrator.any() and not is_narrator.all()
     np.testing.assert_array_equal(X[:, names.index("is_narration")], is_narrator.astype(np.float32))
+
+
+def test_a_voice_degraded_copy_is_noisier_the_same_each_time_and_keeps_the_rest():
+    from dramasr.train import voice_degraded
+
+    drama, _ = _dialogue(dim=192)
+    drama.lines.has_voice[3] = False
+    drama.lines.embedding[3] = 0.0
+    copy = voice_degraded(drama, 0.9)
+    assert copy.name == f"{drama.name}+voice0.9" and copy.lines.text == drama.lines.text
+    assert copy.faces is drama.faces and copy.lines.speaker == drama.lines.speaker
+    np.testing.assert_array_equal(copy.lines.embedding, voice_degraded(drama, 0.9).lines.embedding)
+    assert not np.array_equal(copy.lines.embedding, voice_degraded(drama, 0.5).lines.embedding)
+    voiced = drama.lines.has_voice
+    np.testing.assert_array_equal(copy.lines.embedding[~voiced], 0.0)
+    np.testing.assert_allclose(np.linalg.norm(copy.lines.embedding[voiced], axis=1), 1.0, rtol=1e-5)
+    unit = drama.lines.embedding[voiced] / np.linalg.norm(drama.lines.embedding[voiced], axis=1, keepdims=True)
+    cosine = (unit * copy.lines.embedding[voiced]).sum(1)
+    assert 0.68 < cosine.mean() < 0.80  # 1 / sqrt(1 + 0.9^2) = 0.74 expected
+    assert drama.lines.embedding[0].any() and not np.shares_memory(copy.lines.embedding, drama.lines.embedding)
+
+
+def test_train_model_fits_on_the_dramas_and_their_voice_degraded_copies(tmp_path):
+    from dramasr.synth import synth_drama
+    from dramasr.train import train_model
+
+    drama = synth_drama(seed=2, episodes=2, lines_per_episode=40, name="tiny")
+    path = train_model([drama], output=tmp_path / "m.npz", settings=replace(QUICK, line_run_episodes=()))
+    assert AttributionModel.load(path).info["trained_on"] == ["tiny", "tiny+voice0.9"]
+    path = train_model([drama], output=tmp_path / "n.npz",
+                       settings=replace(QUICK, line_run_episodes=(), voice_noise=()))
+    assert AttributionModel.load(path).info["trained_on"] == ["tiny"]

@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any
@@ -286,16 +286,20 @@ def train(
     dramas: Annotated[list[str] | None, typer.Option("--drama", help="Training drama(s) inside --data (repeatable).")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Model file to write (default: the packaged model).")] = None,
     seeds: Annotated[str, typer.Option(help="Seeds used to run propagation on the training dramas.")] = "1pct",
+    voice_noise: Annotated[list[float] | None, typer.Option("--voice-noise", min=0.0, help="Also train on a copy of each drama with its voices degraded by this much noise (repeatable; default 0.9; 0 for no copy).")] = None,
 ) -> None:
     """Fit the attribution model on the training dramas (protocol: ren_shi_jian and zhen_huan_zhuan)."""
-    from dramasr.train import DEFAULT_TRAINING_DRAMAS, train_model
+    from dramasr.train import DEFAULT_SETTINGS, DEFAULT_TRAINING_DRAMAS, train_model
 
     names = dramas or list(DEFAULT_TRAINING_DRAMAS)
+    settings = DEFAULT_SETTINGS
+    if voice_noise is not None:
+        settings = replace(settings, voice_noise=tuple(sorted({v for v in voice_noise if v > 0})))
     if output is not None:
         _writable_file(output, "--output")
     dramas_loaded = [_load(data_dir / name) for name in names]
     with _progress() as hook:
-        path = train_model(dramas_loaded, output=output, seeds=seeds, hook=hook)
+        path = train_model(dramas_loaded, output=output, seeds=seeds, settings=settings, hook=hook)
     console.print(f"model written to {path}")
 
 
