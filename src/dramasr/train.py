@@ -10,6 +10,9 @@ The refinement stages (passes after the first) are trained on the same pairs wit
 read from out-of-fold first-pass labels (what they see at inference): first-pass labels
 are better than propagation's, and the label-fitted evidence (the voice model above all)
 is worth more on them.
+`train_model` also fits on a copy of each training drama whose voices are degraded with
+noise (`voice_degraded`, `TrainingSettings.voice_noise`), so the model learns how far to
+trust a weaker voice than the training dramas' own.
 """
 
 from __future__ import annotations
