@@ -21,19 +21,17 @@ from pathlib import Path
 from dramasr.attribute import attribute
 from dramasr.data import load_drama
 from dramasr.reason.model import AttributionModel
-from dramasr.score import duration_ms, line_correct, scored_mask
+from dramasr.score import score_lines
 from dramasr.train import DEFAULT_SETTINGS, train_model, voice_degraded
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "dramasr"
 
 
 def strict(drama, labels) -> list[float]:
-    """Strict accuracy, all / < 2 s / >= 2 s, in %."""
-    truth = drama.lines.speaker
-    right = line_correct(truth, labels, drama.named_characters())
-    scored = scored_mask(truth)
-    short = duration_ms(drama.lines.duration) < 2000
-    return [round(100 * right[m].mean(), 2) for m in (scored, scored & short, scored & ~short)]
+    """Strict accuracy, all / < 2 s / >= 2 s, in %, as `dramasr evaluate` scores it."""
+    lines = drama.lines
+    score = score_lines(lines.speaker, labels, lines.duration, lines.episode, drama.named_characters())
+    return [round(t.percent, 2) for t in (score.overall, score.by_duration["<2s"], score.by_duration[">=2s"])]
 
 
 def main() -> None:
