@@ -403,3 +403,15 @@ def test_train_model_fits_on_the_dramas_and_their_voice_degraded_copies(tmp_path
     path = train_model([drama], output=tmp_path / "n.npz",
                        settings=replace(QUICK, line_run_episodes=(), voice_noise=()))
     assert AttributionModel.load(path).info["trained_on"] == ["tiny"]
+
+
+def test_a_voice_noise_level_that_is_not_finite_is_refused_before_any_work(tmp_path):
+    from dramasr.errors import DramaError
+    from dramasr.synth import synth_drama
+    from dramasr.train import train_model
+
+    drama = synth_drama(seed=2, episodes=2, lines_per_episode=10, name="tiny")
+    for bad in (float("inf"), float("nan")):
+        with pytest.raises(DramaError, match="--voice-noise|voice noise"):
+            train_model([drama], output=tmp_path / "m.npz", settings=replace(QUICK, voice_noise=(bad,)))
+    assert not (tmp_path / "m.npz").exists()

@@ -431,6 +431,9 @@ def train_model(dramas: Sequence[Drama], *, output: str | Path | None = None, se
 
     if not dramas:
         raise DramaError("no training drama given", field="--drama", hint="name at least one training drama")
+    if not all(np.isfinite(noise) and noise >= 0 for noise in settings.voice_noise):
+        raise DramaError(f"voice noise levels {list(settings.voice_noise)} are not all finite and >= 0",
+                         field="--voice-noise", hint="give levels such as 0.9, or 0 for no voice-degraded copy")
     dramas = [*dramas, *(voice_degraded(drama, noise) for noise in settings.voice_noise for drama in dramas)]
     states = []
     for k, drama in enumerate(dramas):
