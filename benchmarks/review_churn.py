@@ -1,8 +1,7 @@
 """Where a re-run's changes come from (issue 21): N corrections by the simulated reviewer of
 bench_review.py, one re-run with them (as the review page's), and every line nobody looked at
-whose correctness changed, sorted by what moved it. Then a rule tried and not shipped: undo a
-move to a corrected character when the line's voice is below THR alike to every line the
-corrections gave that character.
+whose correctness changed, sorted by what moved it. (The voice reach of the keep rule, which
+undoes some moves to a corrected character, is chosen by benchmarks/review_keep_rule.py.)
 
     python benchmarks/review_churn.py --drama ren_shi_jian --pred P.jsonl --model M.npz --strategy suggest --size 100
 
@@ -17,11 +16,9 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 from bench_review import picks_for, simulate
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-THRESHOLDS = (0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6)
 
 
 def main() -> None:
@@ -37,7 +34,6 @@ def main() -> None:
     from dramasr.data.model import NEW_CHARACTER_PREFIX, OTHER
     from dramasr.data.predictions import load_any_predictions
     from dramasr.reason.model import AttributionModel
-    from dramasr.review.carry import unit_voices
     from dramasr.review.corrections import CorrectionSet
     from dramasr.review.seeding import attribute_with_corrections
     from dramasr.score import line_correct, scored_mask
@@ -82,28 +78,6 @@ def main() -> None:
         kinds[(how, f"from {source}", "fixed" if after[i] else "broken")] += 1
     for (how, source, outcome), count in kinds.most_common():
         print(f"  {how:28s} {source:19s} {outcome:6s} {count}")
-
-    # the rule tried: a move to a corrected character needs a voice close to that character's corrections
-    unit = unit_voices(drama)
-    sources: dict[str, list[int]] = {}
-    for line, c in corrections.lines.items():
-        if c.speaker in named and c.speaker != c.was:
-            sources.setdefault(str(c.speaker), []).append(line)
-    for c in corrections.groups.values():
-        if c.speaker in named:
-            sources.setdefault(str(c.speaker), []).extend(c.lines)
-    moves = []
-    for r in result.records:
-        i = r.line
-        if (rest[i] and r.speaker != pred.speaker[i] and r.speaker in sources and i not in group_lines
-                and "carried" not in (r.evidence or {})):
-            cosine = float((unit[np.asarray(sources[r.speaker])] @ unit[i]).max())
-            moves.append((cosine, int(after[i]) - int(base[i])))
-    table = np.asarray(moves, float).reshape(-1, 2)
-    print("undo a move to a corrected character whose voice is below THR alike to all its corrections:")
-    for thr in THRESHOLDS:
-        undone = table[:, 0] < thr
-        print(f"  THR {thr:.2f}: {int(undone.sum())} moves undone, net lines {int(-table[undone, 1].sum()):+d}")
 
 
 if __name__ == "__main__":

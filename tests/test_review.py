@@ -160,6 +160,39 @@ def test_a_rerun_moves_lines_only_to_corrected_characters(small: tuple[Path, Pat
     assert out[free[10]].speaker == f"{NEW_CHARACTER_PREFIX}3"
 
 
+def test_a_move_from_an_unnamed_answer_needs_a_voice_like_the_corrections(small: tuple[Path, Path]) -> None:
+    drama = load_drama(small[0])
+    records = [PredictionRecord(**json.loads(r)) for r in small[1].read_text().splitlines()]
+    named = sorted(drama.named_characters())
+    free = [r.line for r in records if not (r.evidence or {}).get("seed")]
+    x, y = named[0], named[1]
+    corrected, accepted, near, far, silent, from_named = free[:6]
+    prev = list(records)
+    prev[accepted] = replace(prev[accepted], speaker=x)
+    for line in (near, far, silent):
+        prev[line] = replace(prev[line], speaker=OTHER)
+    prev[from_named] = replace(prev[from_named], speaker=y)
+    previous = Predictions.from_records(prev, drama)
+    corrections = CorrectionSet.from_log([Correction(x, line=corrected, was=y), Correction(x, line=accepted, was=x)])
+    voices = np.zeros((len(records), 3), np.float32)
+    voices[corrected] = [1.0, 0.0, 0.0]
+    voices[from_named] = [0.0, 0.0, 1.0]  # far, but it was a named answer
+    voices[accepted] = [0.0, 1.0, 0.0]
+    voices[near] = [0.0, 0.6, 0.8]  # 0.6 alike to the accepted line: within reach
+    voices[far] = [0.3, 0.0, 0.954]  # at most 0.3 alike to any line the corrections gave x
+    rerun = list(prev)
+    for line in (near, far, silent, from_named):
+        rerun[line] = replace(rerun[line], speaker=x)
+    out = {r.line: r for r in keep_unrelated(rerun, previous, corrections, drama.named_characters(),
+                                             voices=voices, reach=0.4)}
+    assert out[near].speaker == x and "kept" not in (out[near].evidence or {})
+    assert out[far].speaker == OTHER and "below 0.4" in out[far].evidence["kept"]["why"]
+    assert out[silent].speaker == OTHER  # no voice: nothing says it is x's
+    assert out[from_named].speaker == x  # from a named answer the move to a corrected character stays
+    loose = {r.line: r.speaker for r in keep_unrelated(rerun, previous, corrections, drama.named_characters())}
+    assert loose[far] == loose[silent] == x  # no reach: every move to a corrected character stays
+
+
 def test_suggest_ranks_groups_by_what_they_would_fix(small: tuple[Path, Path]) -> None:
     drama = load_drama(small[0])
     records = [json.loads(r) for r in small[1].read_text().splitlines()]

@@ -28,6 +28,8 @@ from dramasr.reason.model import AttributionModel
 from dramasr.review.corrections import Correction, CorrectionSet, is_multi_speaker
 from dramasr.tools import LabelState, label_state_from_propagation
 
+VOICE_REACH = 0.4  # chosen on the training dramas (BENCHMARKS.md, issue 21: benchmarks/review_keep_rule.py)
+
 
 def seedable(name: str) -> bool:
     """A name propagation can take as a seed character (a named one, not Other or "A/B")."""
@@ -77,12 +79,14 @@ def corrected_label_state(state: LabelState, corrections: CorrectionSet) -> Labe
 def attribute_with_corrections(drama: Drama, corrections: CorrectionSet, *,
                                seeds: Mapping[str, Sequence[int]] | str | Path = "1pct",
                                model: AttributionModel | None = None, passes: int | None = None,
-                               hook: Progress | None = None, previous: Predictions | None = None) -> Attribution:
+                               hook: Progress | None = None, previous: Predictions | None = None,
+                               voice_reach: float | None = VOICE_REACH) -> Attribution:
     """`attribute` with a person's corrections as extra seeds and fixed answers. With the
     predictions the person corrected (`previous`), a line moves to a named character only
     when a correction names that character (`keep_unrelated`), and each correction carries
     to the lines of its episode whose voice is very close to the corrected line's and that
-    had the same wrong label (`review.carry`)."""
+    had the same wrong label (`review.carry`). `voice_reach`: see `keep_unrelated` (None:
+    every move to a corrected character stays)."""
     from dramasr.propagate import propagate_drama, resolve_seeds
 
     t0 = time.perf_counter()
@@ -96,7 +100,10 @@ def attribute_with_corrections(drama: Drama, corrections: CorrectionSet, *,
     result = attribute(drama, labels=state, model=model, passes=passes, hook=hook)
     records = apply_corrections(result.records, corrections, drama.named_characters(), group_lines)
     if previous is not None:
-        records = keep_unrelated(records, previous, corrections, drama.named_characters())
+        from dramasr.review.carry import unit_voices
+
+        records = keep_unrelated(records, previous, corrections, drama.named_characters(), voices=unit_voices(drama),
+                                 reach=voice_reach)
         records = carry_corrections(drama, records, previous, corrections)
     timings = dict(result.timings)
     timings["propagation_s"] = propagation_s
@@ -105,30 +112,39 @@ def attribute_with_corrections(drama: Drama, corrections: CorrectionSet, *,
 
 
 def keep_unrelated(records: Sequence[PredictionRecord], previous: Predictions, corrections: CorrectionSet,
-                   named: Any) -> list[PredictionRecord]:
+                   named: Any, *, voices: np.ndarray | None = None, reach: float | None = None
+                   ) -> list[PredictionRecord]:
     """Records where a line that the re-run moved to a named character no correction names
     keeps its previous prediction. A correction is evidence about its own character; the
     rest of what a re-run changes is churn (propagation and the reasoner run again on a
     slightly different graph), and on a training drama such moves broke three lines for each
     they fixed (zhen_huan_zhuan, 100 corrections chosen by --suggest: 205 lines that moved to
     an uncorrected character were right before and wrong after, 68 the other way; see
-    BENCHMARKS.md). Moves to a corrected character, to Other or to a new-character group
-    stay. A kept line whose previous answer was a new-character label the re-run uses for
-    other lines gets an unused label (one per previous group), so that it never joins
-    another group by its number."""
+    BENCHMARKS.md). Moves to Other or to a new-character group stay, and so do moves to a
+    corrected character, except one from an unnamed answer (Other, a new character) whose
+    voice is below `reach` alike to every line the corrections gave that character: such a
+    line is most often an extra's that the new seeds pulled in (`voices`: unit voice
+    embeddings, zero for a line without voice; `reach` None leaves such moves alone;
+    `attribute_with_corrections` passes VOICE_REACH). A kept line
+    whose previous answer was a new-character label the re-run uses for other lines gets an
+    unused label (one per previous group), so that it never joins another group by its
+    number."""
     out = list(records)
-    named_by_corrections = {c.speaker for c in corrections.lines.values() if c.speaker in named}
-    named_by_corrections |= {c.speaker for c in corrections.groups.values() if c.speaker in named}
     settled = set(corrections.lines) | set(corrections.group_lines())
+    given = _lines_given(corrections, named)
     used = {r.speaker for r in out if r.speaker.startswith(NEW_CHARACTER_PREFIX)}
     numbers = [int(s[len(NEW_CHARACTER_PREFIX):]) for s in used if s[len(NEW_CHARACTER_PREFIX):].isdigit()]
     next_id = 1 + max(numbers, default=0)
     fresh: dict[str, str] = {}
     for k, r in enumerate(out):
         was = previous.speaker[r.line] if r.line < len(previous.speaker) else None
-        if (was is None or r.line in settled or r.speaker == was or r.speaker not in named
-                or r.speaker in named_by_corrections):
+        if was is None or r.line in settled or r.speaker == was or r.speaker not in named:
             continue
+        why = "no correction names it"
+        if r.speaker in given:
+            if reach is None or was in named or _voice_reach(voices, r.line, given[r.speaker]) >= reach:
+                continue
+            why = f"its voice is below {reach:g} alike to every line the corrections gave it"
         speaker = was
         if was.startswith(NEW_CHARACTER_PREFIX) and was in used:
             if was not in fresh:
@@ -137,10 +153,30 @@ def keep_unrelated(records: Sequence[PredictionRecord], previous: Predictions, c
             speaker = fresh[was]
         confidence = float(previous.confidence[r.line])
         evidence = dict(previous.evidence[r.line] or {})
-        evidence["kept"] = {"rerun_speaker": r.speaker, "why": "no correction names it"}
+        evidence["kept"] = {"rerun_speaker": r.speaker, "why": why}
         out[k] = PredictionRecord(r.line, r.episode, speaker, None if np.isnan(confidence) else confidence,
                                   previous.runner_up[r.line], previous.candidates[r.line], evidence)
     return out
+
+
+def _lines_given(corrections: CorrectionSet, named: Any) -> dict[str, list[int]]:
+    """Every line the corrections gave each named character: corrected or accepted lines, and
+    the lines of the groups named after it."""
+    given: dict[str, list[int]] = {}
+    for line, c in corrections.lines.items():
+        if c.speaker in named:
+            given.setdefault(str(c.speaker), []).append(line)
+    for c in corrections.groups.values():
+        if c.speaker in named:
+            given.setdefault(str(c.speaker), []).extend(c.lines)
+    return given
+
+
+def _voice_reach(voices: np.ndarray | None, line: int, sources: Sequence[int]) -> float:
+    """The highest cosine of the line's voice to any of `sources` (0 without voice)."""
+    if voices is None:
+        raise ValueError("keep_unrelated: a voice reach needs the voices")
+    return float((voices[np.asarray(sources, int)] @ voices[line]).max()) if len(sources) else 0.0
 
 
 def carry_corrections(drama: Drama, records: Sequence[PredictionRecord], previous: Predictions,
