@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import threading
 from dataclasses import replace
@@ -187,6 +188,11 @@ def test_a_move_from_an_unnamed_answer_needs_a_voice_like_the_corrections(small:
                                              voices=voices, reach=0.4)}
     assert out[near].speaker == x and "kept" not in (out[near].evidence or {})
     assert out[far].speaker == OTHER and "below 0.4" in out[far].evidence["kept"]["why"]
+    if importlib.util.find_spec("fastapi") is not None:  # the review page's extra
+        from dramasr.review.app import evidence_text
+
+        said = evidence_text({"speaker": OTHER, "evidence": out[far].evidence})
+        assert f"re-run with corrections said {x}" in said and "below 0.4 alike" in said  # the page says why
     assert out[silent].speaker == OTHER  # no voice: nothing says it is x's
     assert out[from_named].speaker == x  # from a named answer the move to a corrected character stays
     loose = {r.line: r.speaker for r in keep_unrelated(rerun, previous, corrections, drama.named_characters())}

@@ -74,6 +74,10 @@ def evidence_text(record: Mapping[str, Any]) -> str:
         m = ev["carried"]
         parts.append(f"its voice is {m.get('voice_cosine')} alike to corrected line {m.get('from_line')}, "
                      f"which had the same label: the correction carries to it")
+    if ev.get("kept"):
+        k = ev["kept"]
+        parts.append(f"the re-run with corrections said {k.get('rerun_speaker')}, but the answer before stays: "
+                     f"{k.get('why')}")
     if ev.get("group_correction"):
         g = ev["group_correction"]
         if g.get("followed"):
