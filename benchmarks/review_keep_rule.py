@@ -32,7 +32,7 @@ def moves(drama, pred, model, strategy: str, size: int) -> list[tuple[float, int
     """(voice reach, lines gained by undoing) for each move the rule may undo."""
     from dramasr.review.carry import unit_voices
     from dramasr.review.corrections import CorrectionSet
-    from dramasr.review.seeding import _lines_given, _voice_reach, attribute_with_corrections
+    from dramasr.review.seeding import attribute_with_corrections, closest_voice, lines_given
     from dramasr.score import line_correct, scored_mask
 
     named, truth = drama.named_characters(), drama.lines.speaker
@@ -44,14 +44,14 @@ def moves(drama, pred, model, strategy: str, size: int) -> list[tuple[float, int
     after = line_correct(truth, result.labels, named)
     rest = scored_mask(truth)
     rest[[line for line, _g, _n in picks]] = False
-    given, voices = _lines_given(corrections, named), unit_voices(drama)
+    given, voices = lines_given(corrections, named), unit_voices(drama)
     group_lines = set(corrections.group_lines())
     out = []
     for r in result.records:
         i, was = r.line, pred.speaker[r.line] or ""
         if (rest[i] and r.speaker != was and r.speaker in given and i not in group_lines
                 and "carried" not in (r.evidence or {}) and was not in named):
-            out.append((_voice_reach(voices, i, given[r.speaker]), int(base[i]) - int(after[i])))
+            out.append((closest_voice(voices, i, given[r.speaker]), int(base[i]) - int(after[i])))
     return out
 
 

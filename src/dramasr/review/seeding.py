@@ -102,7 +102,8 @@ def attribute_with_corrections(drama: Drama, corrections: CorrectionSet, *,
     if previous is not None:
         from dramasr.review.carry import unit_voices
 
-        records = keep_unrelated(records, previous, corrections, drama.named_characters(), voices=unit_voices(drama),
+        voices = unit_voices(drama) if voice_reach is not None else None
+        records = keep_unrelated(records, previous, corrections, drama.named_characters(), voices=voices,
                                  reach=voice_reach)
         records = carry_corrections(drama, records, previous, corrections)
     timings = dict(result.timings)
@@ -129,9 +130,11 @@ def keep_unrelated(records: Sequence[PredictionRecord], previous: Predictions, c
     whose previous answer was a new-character label the re-run uses for other lines gets an
     unused label (one per previous group), so that it never joins another group by its
     number."""
+    if reach is not None and voices is None:
+        raise ValueError("keep_unrelated: a voice reach needs the voices")
     out = list(records)
     settled = set(corrections.lines) | set(corrections.group_lines())
-    given = _lines_given(corrections, named)
+    given = lines_given(corrections, named)
     used = {r.speaker for r in out if r.speaker.startswith(NEW_CHARACTER_PREFIX)}
     numbers = [int(s[len(NEW_CHARACTER_PREFIX):]) for s in used if s[len(NEW_CHARACTER_PREFIX):].isdigit()]
     next_id = 1 + max(numbers, default=0)
@@ -142,7 +145,7 @@ def keep_unrelated(records: Sequence[PredictionRecord], previous: Predictions, c
             continue
         why = "no correction names it"
         if r.speaker in given:
-            if reach is None or was in named or _voice_reach(voices, r.line, given[r.speaker]) >= reach:
+            if reach is None or was in named or closest_voice(voices, r.line, given[r.speaker]) >= reach:
                 continue
             why = f"its voice is below {reach:g} alike to every line the corrections gave it"
         speaker = was
@@ -159,7 +162,7 @@ def keep_unrelated(records: Sequence[PredictionRecord], previous: Predictions, c
     return out
 
 
-def _lines_given(corrections: CorrectionSet, named: Any) -> dict[str, list[int]]:
+def lines_given(corrections: CorrectionSet, named: Any) -> dict[str, list[int]]:
     """Every line the corrections gave each named character: corrected or accepted lines, and
     the lines of the groups named after it."""
     given: dict[str, list[int]] = {}
@@ -172,10 +175,8 @@ def _lines_given(corrections: CorrectionSet, named: Any) -> dict[str, list[int]]
     return given
 
 
-def _voice_reach(voices: np.ndarray | None, line: int, sources: Sequence[int]) -> float:
+def closest_voice(voices: np.ndarray, line: int, sources: Sequence[int]) -> float:
     """The highest cosine of the line's voice to any of `sources` (0 without voice)."""
-    if voices is None:
-        raise ValueError("keep_unrelated: a voice reach needs the voices")
     return float((voices[np.asarray(sources, int)] @ voices[line]).max()) if len(sources) else 0.0
 
 
@@ -254,4 +255,4 @@ def attribute_corrected_drama(drama: Drama, corrections: str | Path, seeds: Mapp
 
 
 __all__ = ["apply_corrections", "attribute_corrected_drama", "attribute_with_corrections", "carry_corrections",
-           "corrected_label_state", "corrected_seeds", "keep_unrelated", "seedable"]
+           "corrected_label_state", "closest_voice", "corrected_seeds", "keep_unrelated", "lines_given", "seedable"]
