@@ -29,16 +29,27 @@ QUERIES = 3000
 def top_mean_accuracy(unit: np.ndarray, speaker: np.ndarray, usable: np.ndarray) -> float:
     """Share of drawn usable lines whose best top-5-mean character is their own."""
     lines = np.flatnonzero(usable)
-    names, truth = np.unique(speaker[lines], return_inverse=True)
     query = np.random.default_rng(0).choice(len(lines), min(QUERIES, len(lines)), replace=False)
-    sims = unit[lines[query]] @ unit[lines].T
-    sims[np.arange(len(query)), query] = -9.0  # not its own match
+    placed, _ = placed_by_voice(unit, speaker, lines, lines[query])
+    return float(placed.mean())
+
+
+def placed_by_voice(unit: np.ndarray, speaker: np.ndarray, reference: np.ndarray,
+                    query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each query line (all of them among `reference`): whether its best top-5-mean
+    character over the reference lines (the query itself left out) is its own, and the
+    top-5 mean of its own character's lines."""
+    names, truth = np.unique(speaker[reference], return_inverse=True)
+    at = np.searchsorted(reference, query)
+    sims = unit[query] @ unit[reference].T
+    sims[np.arange(len(query)), at] = -9.0  # not its own match
     scores = np.full((len(query), len(names)), -9.0)
     for c in range(len(names)):
         own = truth == c
         if own.sum() > TOP:
             scores[:, c] = np.sort(sims[:, own], axis=1)[:, -TOP:].mean(1)
-    return float((scores.argmax(1) == truth[query]).mean())
+    rows = np.arange(len(query))
+    return scores.argmax(1) == truth[at], scores[rows, truth[at]]
 
 
 def main() -> None:
