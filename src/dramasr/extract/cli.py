@@ -13,6 +13,17 @@ from dramasr.errors import DramaError
 
 ENGINE_HELP = "local: a process pool on this machine; ray: a Ray cluster (--address HOST:PORT, shared files)."
 
+# the options both commands take
+Videos = Annotated[list[Path], typer.Argument(help="Video files, one per episode, in episode order.")]
+Subs = Annotated[list[Path], typer.Option("--subs", help="Subtitle file (SRT/ASS/VTT) of each video, same order (repeat the option).")]
+Cast = Annotated[Path, typer.Option("--cast", help="cast.yaml: name, aliases, photos and optional voice samples per character.")]
+Engine = Annotated[str, typer.Option(help=ENGINE_HELP)]
+Address = Annotated[str | None, typer.Option(help="Ray head address HOST:PORT (with --engine ray).")]
+Workers = Annotated[int | None, typer.Option(min=1, help="Worker processes with --engine local (default: cores); each runs one part of an episode at a time.")]
+SampleFps = Annotated[float, typer.Option(help="Frames looked at per second of dialogue (faces and lips).")]
+Upsample = Annotated[int, typer.Option(min=0, max=2, help="Face detector upsampling at shot cuts and when no face is followed: 1 finds faces down to ~40 px (wide shots); 0 is faster.")]
+PartSeconds = Annotated[float, typer.Option(help="Episodes are cut into parts of about this much video (at gaps between lines) that run side by side; 0: one piece.")]
+
 
 def _progress():
     """A rich progress display with one bar per stage; returns (context manager, hook)."""
@@ -55,16 +66,16 @@ def _config(sample_fps: float, upsample: int, part_seconds: float = 60.0):
 
 
 def extract_command(
-    videos: Annotated[list[Path], typer.Argument(help="Video files, one per episode, in episode order.")],
-    subs: Annotated[list[Path], typer.Option("--subs", help="Subtitle file (SRT/ASS/VTT) of each video, same order (repeat the option).")],
-    cast: Annotated[Path, typer.Option("--cast", help="cast.yaml: name, aliases, photos and optional voice samples per character.")],
+    videos: Videos,
+    subs: Subs,
+    cast: Cast,
     output: Annotated[Path, typer.Option("--output", "-o", help="Drama folder to write (DramaSR layout).")],
-    engine: Annotated[str, typer.Option(help=ENGINE_HELP)] = "local",
-    address: Annotated[str | None, typer.Option(help="Ray head address HOST:PORT (with --engine ray).")] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes with --engine local (default: cores); each runs one part of an episode at a time.")] = None,
-    sample_fps: Annotated[float, typer.Option(help="Frames looked at per second of dialogue (faces and lips).")] = 4.0,
-    upsample: Annotated[int, typer.Option(min=0, max=2, help="Face detector upsampling at shot cuts and when no face is followed: 1 finds faces down to ~40 px (wide shots); 0 is faster.")] = 1,
-    part_seconds: Annotated[float, typer.Option(help="Episodes are cut into parts of about this much video (at gaps between lines) that run side by side; 0: one piece.")] = 60.0,
+    engine: Engine = "local",
+    address: Address = None,
+    workers: Workers = None,
+    sample_fps: SampleFps = 4.0,
+    upsample: Upsample = 1,
+    part_seconds: PartSeconds = 60.0,
 ) -> None:
     """Video files + subtitle files + cast list -> a drama folder: voices, named face tracks, lip scores, voice seeds."""
     from dramasr.cli import console
@@ -79,18 +90,18 @@ def extract_command(
 
 
 def run_command(
-    videos: Annotated[list[Path], typer.Argument(help="Video files, one per episode, in episode order.")],
-    subs: Annotated[list[Path], typer.Option("--subs", help="Subtitle file (SRT/ASS/VTT) of each video, same order (repeat the option).")],
-    cast: Annotated[Path, typer.Option("--cast", help="cast.yaml: name, aliases, photos and optional voice samples per character.")],
+    videos: Videos,
+    subs: Subs,
+    cast: Cast,
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the named subtitles (and drama/, predictions.jsonl).")],
     seeds: Annotated[str, typer.Option(help="auto: voice when the cast has voice samples, else faces; voice: the lines nearest each voice sample; faces: lines where one named face clearly speaks on screen; or a seed file.")] = "auto",
     lip: Annotated[bool, typer.Option("--lip/--no-lip", help="Re-weigh the on-screen evidence by the lip (speaking) scores.")] = True,
-    engine: Annotated[str, typer.Option(help=ENGINE_HELP)] = "local",
-    address: Annotated[str | None, typer.Option(help="Ray head address HOST:PORT (with --engine ray).")] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes with --engine local (default: cores); each runs one part of an episode at a time.")] = None,
-    sample_fps: Annotated[float, typer.Option(help="Frames looked at per second of dialogue (faces and lips).")] = 4.0,
-    upsample: Annotated[int, typer.Option(min=0, max=2, help="Face detector upsampling at shot cuts and when no face is followed: 1 finds faces down to ~40 px (wide shots); 0 is faster.")] = 1,
-    part_seconds: Annotated[float, typer.Option(help="Episodes are cut into parts of about this much video (at gaps between lines) that run side by side; 0: one piece.")] = 60.0,
+    engine: Engine = "local",
+    address: Address = None,
+    workers: Workers = None,
+    sample_fps: SampleFps = 4.0,
+    upsample: Upsample = 1,
+    part_seconds: PartSeconds = 60.0,
 ) -> None:
     """One command: extract -> seeds -> attribute -> named subtitles in each input's own format."""
     from dramasr.cli import console
