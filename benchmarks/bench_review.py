@@ -108,6 +108,8 @@ def main() -> None:
                         "characters no correction names; the review page passes its predictions)")
     parser.add_argument("--guesses", action="store_true", help="give suggest the group stage's view of the groups, "
                         "as `dramasr review --suggest` does (it only words the reasons; slow on large dramas)")
+    parser.add_argument("--model", type=Path, help="the model of the re-runs (default: the shipped one); give "
+                        "--pred made by the same model (leaving one drama out: a model trained on the other)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
     if args.group_prior is not None:
@@ -115,10 +117,12 @@ def main() -> None:
 
     from dramasr.data import load_drama
     from dramasr.data.predictions import Predictions
+    from dramasr.reason.model import AttributionModel
     from dramasr.review.corrections import CorrectionSet
     from dramasr.review.seeding import attribute_with_corrections
     from dramasr.score import line_correct, scored_mask
 
+    model = AttributionModel.load(args.model) if args.model else None
     drama = load_drama(SHARED / "dramasr" / args.drama)
     named = drama.named_characters()
     truth = drama.lines.speaker
@@ -166,7 +170,7 @@ def main() -> None:
                     log += simulate(drama, current, step_picks)  # `was`: what the reviewer saw then
                     corrections = CorrectionSet.from_log(log)
                     t = time.perf_counter()
-                    result = attribute_with_corrections(drama, corrections, seeds="1pct",
+                    result = attribute_with_corrections(drama, corrections, seeds="1pct", model=model,
                                                         previous=None if args.no_keep else current)
                     run_s = time.perf_counter() - t
                     current = Predictions.from_records(result.records, drama)
@@ -177,7 +181,7 @@ def main() -> None:
             corrections = CorrectionSet.from_log(simulate(drama, pred, picks))
             t = time.perf_counter()
             # the control runs without `previous`: it must reproduce the predictions on its own
-            result = attribute_with_corrections(drama, corrections, seeds="1pct",
+            result = attribute_with_corrections(drama, corrections, seeds="1pct", model=model,
                                                 previous=None if args.no_keep or strategy == "none" else pred)
             run_s = time.perf_counter() - t
             measure(strategy, n, picks, corrections, result, run_s)
