@@ -13,8 +13,8 @@ voice-degraded copy, whole and in runs of episodes), in three ways:
 - voice-only copy: the faces-withheld copy has its context withheld too.
 Why: on a drama whose propagation is weaker than the training dramas' (the test dramas':
 87.4-87.9 % against 91.7-92.2 %), a new-character group that is a named character's often
-has
-none of that context, and trees that never saw such a group give it to nobody.
+has none of that context, and trees that never saw such a group give it to nobody.
+Not adopted (BENCHMARKS.md, issue 22): +0.01 point.
 Each way then attributes HELD (strict rule; all / < 2 s / >= 2 s). The shipped way must
 reproduce the fold model's own figures (its group stage is refitted the same way).
 
