@@ -415,3 +415,27 @@ def test_a_voice_noise_level_that_is_not_finite_is_refused_before_any_work(tmp_p
         with pytest.raises(DramaError, match="--voice-noise|voice noise"):
             train_model([drama], output=tmp_path / "m.npz", settings=replace(QUICK, voice_noise=(bad,)))
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_a_line_without_a_voice_is_offered_the_faces_inside_it_and_its_neighbours_speakers():
+    from dramasr.reason.features import voiceless_candidates
+
+    drama, state = _dialogue()
+    # line 7 (B's turn) loses its voice, as the loader leaves an unusable embedding row;
+    # propagation gives such a line no candidates, so the rest must name it
+    drama.lines.has_voice[7] = False
+    drama.lines.embedding[7] = 0.0
+    state.candidates[7], state.scores[7] = [], []
+    ctx = Context.build(drama, state)
+    a, b = ctx.class_of[A], ctx.class_of[B]
+    assert voiceless_candidates(ctx, 7) == [b, a, ctx.other]  # B's face inside the line, then A speaking around
+    rows = candidate_pairs(ctx, np.array([6, 7]))
+    assert rows.cls[rows.starts[1]:rows.starts[2]].tolist() == [b, a, ctx.other]
+    # no face and no voiced neighbour in the episode: only OTHER is left
+    lone, _ = _dialogue(faces=False)
+    lone.lines.has_voice[:] = False
+    lone.lines.embedding[:] = 0.0
+    bare = LabelState([""] * len(lone.lines), [[] for _ in lone.lines.text], [[] for _ in lone.lines.text],
+                      np.zeros(len(lone.lines), bool))
+    lone_ctx = Context.build(lone, bare)
+    assert voiceless_candidates(lone_ctx, 3) == [lone_ctx.other]
