@@ -418,8 +418,6 @@ def test_a_voice_noise_level_that_is_not_finite_is_refused_before_any_work(tmp_p
 
 
 def test_a_line_without_a_voice_is_offered_the_faces_inside_it_and_its_neighbours_speakers():
-    from dramasr.reason.features import voiceless_candidates
-
     drama, state = _dialogue()
     # line 7 (B's turn) loses its voice, as the loader leaves an unusable embedding row;
     # propagation gives such a line no candidates, so the rest must name it
@@ -428,7 +426,7 @@ def test_a_line_without_a_voice_is_offered_the_faces_inside_it_and_its_neighbour
     state.candidates[7], state.scores[7] = [], []
     ctx = Context.build(drama, state)
     a, b = ctx.class_of[A], ctx.class_of[B]
-    assert voiceless_candidates(ctx, 7) == [b, a, ctx.other]  # B's face inside the line, then A speaking around
+    assert ctx.candidate_classes(7, 8) == [b, a, ctx.other]  # B's face inside the line, then A speaking around
     rows = candidate_pairs(ctx, np.array([6, 7]))
     assert rows.cls[rows.starts[1]:rows.starts[2]].tolist() == [b, a, ctx.other]
     # no face and no voiced neighbour in the episode: only OTHER is left
@@ -438,4 +436,4 @@ def test_a_line_without_a_voice_is_offered_the_faces_inside_it_and_its_neighbour
     bare = LabelState([""] * len(lone.lines), [[] for _ in lone.lines.text], [[] for _ in lone.lines.text],
                       np.zeros(len(lone.lines), bool))
     lone_ctx = Context.build(lone, bare)
-    assert voiceless_candidates(lone_ctx, 3) == [lone_ctx.other]
+    assert lone_ctx.candidate_classes(3, 8) == [lone_ctx.other]

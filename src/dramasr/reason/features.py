@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import zip_longest
 
 import numpy as np
 
@@ -19,7 +18,6 @@ from dramasr.tools.voice_cluster import EXTRA_CANDIDATES, cluster_candidates
 
 TOP_K = CANDIDATES_READ  # propagation candidates kept per line
 NO_RANK = 20.0
-VOICELESS_NEIGHBOURS = 2  # voiced lines on each side whose speakers a line without a voice is offered
 # columns also given as (value - best value among the line's candidates)
 RELATIVE = ("lp_score", "audio_top", "audio_max", "audio_local_top", "audio_seed_max", "audio_centroid",
             "face_hits", "face_score", "audio_scene_top", "audio_scene_max")
@@ -61,43 +59,16 @@ class PairRows:
         return part
 
 
-def voiceless_candidates(ctx: Context, line: int, top_k: int = TOP_K) -> list[int]:
-    """Candidates of a line without a voice, which propagation leaves without any: the named
-    characters whose faces are recognised inside the line (most detections first), then the
-    current speakers of the nearest voiced lines of its episode (up to VOICELESS_NEIGHBOURS
-    on each side, nearest first); at most top_k, then OTHER."""
-    other = ctx.other
-    seen: list[int] = []
-    hits = ctx.tables.faces.hits_of(np.array([line]))[0]
-    for c in np.argsort(-hits, kind="stable").tolist():
-        if hits[c] <= 0:
-            break
-        if c != other:
-            seen.append(c)
-    voiced = ctx.drama.lines.has_voice
-    lo, hi = ctx.tables.episode_bounds
-    first, stop = int(lo[line]), int(hi[line])
-    before = [j for j in range(line - 1, first - 1, -1) if voiced[j]][:VOICELESS_NEIGHBOURS]
-    after = [j for j in range(line + 1, stop) if voiced[j]][:VOICELESS_NEIGHBOURS]
-    nearest = [j for pair in zip_longest(before, after) for j in pair if j is not None]
-    for j in nearest:
-        c = int(ctx.label_class[j])
-        if c != other and c not in seen:
-            seen.append(c)
-    return [*seen[:top_k], other]
-
-
 def candidate_pairs(ctx: Context, lines: np.ndarray, top_k: int = TOP_K,
                     cluster_extra: int = EXTRA_CANDIDATES) -> PairRows:
     """Propagation's top_k named candidates of each line, the named characters its voice
-    cluster sounds most like (see `voice_cluster`), then OTHER; for a line without a voice,
-    `voiceless_candidates`."""
+    cluster sounds most like (see `voice_cluster`), then OTHER (for a line without a voice,
+    `Context.voiceless_classes`)."""
     pair_line: list[int] = []
     pair_class: list[int] = []
     starts = [0]
-    voiced = ctx.drama.lines.has_voice
     for i in lines.tolist():
-        ids = ctx.candidate_classes(i, top_k) if voiced[i] else voiceless_candidates(ctx, i, top_k)
+        ids = ctx.candidate_classes(i, top_k)
         extra = [c for c in cluster_candidates(ctx, i, cluster_extra) if c not in ids]
         ids = ids[:-1] + extra + ids[-1:]
         pair_line.extend([i] * len(ids))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -19,6 +20,8 @@ import numpy as np
 from dramasr.data.model import DELETED_MARK, NARRATION_MARK, NEW_CHARACTER_PREFIX, OTHER, Drama
 from dramasr.errors import DramaError
 from dramasr.tools.tables import DramaTables, LabelTables
+
+VOICELESS_NEIGHBOURS = 2  # voiced lines on each side whose speakers a line without a voice is offered
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -145,7 +148,10 @@ class Context:
         return Context(self.drama, state, self.classes, self.class_of, self.tables, labels)
 
     def candidate_classes(self, line: int, top_k: int) -> list[int]:
-        """Class ids a line may be attributed to: propagation's named candidates, then OTHER."""
+        """Class ids a line may be attributed to: propagation's named candidates, then OTHER.
+        Propagation gives a line without a voice none: `voiceless_classes` stands in."""
+        if not self.drama.lines.has_voice[line]:
+            return self.voiceless_classes(line, top_k)
         seen: list[int] = []
         for name in self.state.candidates[line][:top_k]:
             k = self.class_of.get(name)
@@ -153,6 +159,28 @@ class Context:
                 seen.append(k)
         seen.append(self.other)
         return seen
+
+    def voiceless_classes(self, line: int, top_k: int) -> list[int]:
+        """Candidates of a line without a voice: the named characters whose faces are
+        recognised inside it (most detections first), then the current speakers of the
+        nearest voiced lines of its episode (VOICELESS_NEIGHBOURS on each side, nearest
+        first); at most top_k, then OTHER."""
+        seen: list[int] = []
+        hits = self.tables.faces.hits_of(np.array([line]))[0]
+        for c in np.argsort(-hits, kind="stable").tolist():
+            if hits[c] <= 0:
+                break
+            if c != self.other:
+                seen.append(c)
+        voiced = self.drama.lines.has_voice
+        lo, hi = self.tables.episode_bounds
+        before = [j for j in range(line - 1, int(lo[line]) - 1, -1) if voiced[j]][:VOICELESS_NEIGHBOURS]
+        after = [j for j in range(line + 1, int(hi[line])) if voiced[j]][:VOICELESS_NEIGHBOURS]
+        for j in (j for pair in zip_longest(before, after) for j in pair if j is not None):
+            c = int(self.label_class[j])
+            if c != self.other and c not in seen:
+                seen.append(c)
+        return [*seen[:top_k], self.other]
 
 
 @dataclass
