@@ -8,9 +8,11 @@ tools skip them. This takes a drama whose lines all have a voice and attributes 
 as it is, and with the voice taken away from a set of its lines (a share of the non-seed
 lines drawn with seed 0, and/or every line of a few whole episodes spread over the drama),
 as the loader would leave them. It prints the strict accuracy of those lines with and
-without their voice, under propagation and under the model, and of the drama's other lines
-(which the missing voices should not hurt). With a fold model (`dramasr train --drama OTHER
--o fold.npz`) the drama is one the model never saw.
+without their voice, under propagation and under the model, of the drama's other lines
+(which the missing voices should not hurt) and of all its lines; and how often a blanked
+named line's truth is among the candidates it is offered (`Context.voiceless_classes`).
+With a fold model (`dramasr train --drama OTHER -o fold.npz`) the drama is one the model
+never saw.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-from dramasr.attribute import attribute
+from dramasr.attribute import attribute, propagate_labels
 from dramasr.data import load_drama
 from dramasr.data.model import Drama
 from dramasr.propagate.seeds import resolve_seeds
+from dramasr.reason.features import TOP_K
 from dramasr.reason.model import AttributionModel, load_default_model
 from dramasr.score import line_correct, scored_mask
+from dramasr.tools import Context
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "dramasr"
 
@@ -70,6 +74,15 @@ def accuracy(drama: Drama, labels: list[str], where: np.ndarray) -> dict[str, fl
     return out
 
 
+def truth_offered(drama: Drama) -> np.ndarray:
+    """Per line: is its truth among the candidates the reasoner is offered (as propagation
+    from the drama's seeds leaves them)?"""
+    ctx = Context.build(drama, propagate_labels(drama))
+    truth = ctx.classes_of(drama.lines.speaker)
+    return np.fromiter((int(truth[i]) in ctx.candidate_classes(i, TOP_K) for i in range(len(drama.lines))), bool,
+                       len(drama.lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--drama", required=True, help="a drama under ../shared/dramasr whose lines all have a voice")
@@ -86,9 +99,16 @@ def main() -> None:
     n = len(drama.lines)
     masks = {"scattered lines": np.isin(np.arange(n), scattered), "whole episodes": np.isin(np.arange(n), whole)}
     masks["every other line"] = ~(masks["scattered lines"] | masks["whole episodes"])
+    masks["all lines"] = np.ones(n, bool)
+    offered = truth_offered(blanked)
     for which, mask in masks.items():
         if not mask.any():
             continue
+        if which in ("scattered lines", "whole episodes"):
+            named = mask & np.isin(np.asarray(drama.lines.speaker, dtype=object), list(drama.named_characters()))
+            print(json.dumps({"drama": args.drama, "lines": which, "named lines": int(named.sum()),
+                              "truth among the candidates (%)": round(100.0 * offered[named].mean(), 2)},
+                             ensure_ascii=False), flush=True)
         for run, result in runs.items():
             print(json.dumps({"drama": args.drama, "model": str(args.model or "shipped"), "lines": which,
                               "run": run, "propagation": accuracy(drama, result.propagation_labels, mask),
