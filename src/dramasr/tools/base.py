@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import zip_longest
+from itertools import islice, zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -174,8 +174,9 @@ class Context:
                 seen.append(c)
         voiced = self.drama.lines.has_voice
         lo, hi = self.tables.episode_bounds
-        before = [j for j in range(line - 1, int(lo[line]) - 1, -1) if voiced[j]][:VOICELESS_NEIGHBOURS]
-        after = [j for j in range(line + 1, int(hi[line])) if voiced[j]][:VOICELESS_NEIGHBOURS]
+        # the nearest voiced lines only: a scan stops there, not at the episode's end
+        before = list(islice((j for j in range(line - 1, int(lo[line]) - 1, -1) if voiced[j]), VOICELESS_NEIGHBOURS))
+        after = list(islice((j for j in range(line + 1, int(hi[line])) if voiced[j]), VOICELESS_NEIGHBOURS))
         for j in (j for pair in zip_longest(before, after) for j in pair if j is not None):
             c = int(self.label_class[j])
             if c != self.other and c not in seen:
